@@ -83,7 +83,7 @@ def _write_shard(folder: Path, number: int, doc_ids: list[str], batch) -> None:
     write_bytes_with(vectors, write_vectors)  # last: its presence marks the shard complete
 
 
-def encode_corpus(dataset: Dataset, args: argparse.Namespace) -> Path:
+def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, shard: int = 0) -> Path:
     preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
     folder = model_dir(args, preset.name) / "embeddings"
     doc_ids = list(dataset.corpus)
@@ -100,7 +100,7 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace) -> Path:
                                  f"delete that folder or choose another model name")
         else:
             write_json(settings_path, settings)
-        mine = [s for s in range(n_shards) if s % args.shards == args.shard]
+        mine = [s for s in range(n_shards) if s % shards == shard]
         todo = [s for s in mine if not shard_complete(folder, s)]
         started = time.time()
         if todo:
@@ -118,7 +118,7 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace) -> Path:
             _write_manifest(folder, settings, dataset.source, elapsed, len(todo), loaded.device if todo else args.device)
         else:
             missing = sum(not shard_complete(folder, s) for s in range(n_shards))
-            print(f"part {args.shard}/{args.shards} done; {missing} shard(s) of other parts still missing")
+            print(f"part {shard}/{shards} done; {missing} shard(s) of other parts still missing")
     return folder
 
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"shard={args.shard} shards={args.shards}: need 0 <= shard < shards")
     dataset = dataset_from_args(args)
     print(dataset.summary())
-    folder = encode_corpus(dataset, args)
+    folder = encode_corpus(dataset, args, args.shards, args.shard)
     print(f"embeddings: {folder}")
     return 0
 
