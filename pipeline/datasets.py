@@ -69,7 +69,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, strict=False)  # raw control characters inside strings are kept
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{number}: not a JSON object ({exc.msg}); each line must be one JSON object") from None
             if not isinstance(obj, dict):
