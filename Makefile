@@ -46,13 +46,14 @@ encode: setup
 project: encode
 	$(PY) -m pipeline.project $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
 
-index: project
+index: encode
 	$(PY) -m pipeline.index $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
 
 eval: setup
 	$(PY) -m pipeline.evaluate $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
 
 explain: setup
+	@test -n "$(qid)" || { echo 'error: give a query id, e.g. make explain qid=1'; exit 2; }
 	$(PY) -m pipeline.search $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS) --explain $(qid)
 
 demo: index eval
