@@ -5,6 +5,8 @@ positive coefficient (so `lambda > 0` moves towards the mean direction and resul
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 MAX_ROWS = 20000
@@ -26,14 +28,32 @@ def principal_components(embeddings: np.ndarray, n: int = 1, seed: int = 0) -> t
     return mean.astype(np.float32), directions.astype(np.float32), singular[:n].astype(np.float32)
 
 
-def pc1_setting(embeddings: np.ndarray, mode: str) -> dict | None:
-    """The manifest entry for `pc1=off|remove|<lambda>`: mode, lambda and u1 (estimated on the corpus itself)."""
+LAMBDA_GRID = tuple(np.round(np.linspace(-2.0, 1.0, 13), 2))  # in units of the mean's PC1 coefficient
+AUTO_SAMPLE = 500
+
+
+def pc1_setting(embeddings: np.ndarray, mode: str,
+                score: Callable[[np.ndarray, np.ndarray], float] | None = None) -> dict | None:
+    """The manifest entry for `pc1=off|remove|auto|<lambda>`: mode, lambda and u1 (estimated on the corpus itself).
+
+    `auto` picks lambda (e + lambda * u1) from LAMBDA_GRID x the corpus mean's PC1 coefficient by `score(adjusted,
+    rows)`, e.g. the local alignment rate of the first AUTO_SAMPLE documents: no relevance labels are used.
+    """
     if mode == "off":
         return None
     mean, directions, singular = principal_components(embeddings, 1)
     u1 = directions[0]
+    coefficient = float(mean @ u1)
     entry = {"mode": "remove" if mode == "remove" else "shift", "u1": u1.tolist(),
-             "mean_coefficient": float(mean @ u1), "singular_value": float(singular[0])}
-    if mode != "remove":
+             "mean_coefficient": coefficient, "singular_value": float(singular[0])}
+    if mode == "auto":
+        if score is None:
+            raise ValueError("pc1=auto needs a score function")
+        rows = np.arange(min(AUTO_SAMPLE, len(embeddings)))
+        grid = {float(t): score(embeddings[rows] + np.float32(t * coefficient) * u1, rows) for t in LAMBDA_GRID}
+        best = max(grid, key=lambda t: (grid[t], -abs(t)))
+        entry.update({"lambda": best * coefficient, "auto": {"criterion": "local alignment rate", "grid": grid,
+                                                            "chosen_multiple_of_mean_coefficient": best}})
+    elif mode != "remove":
         entry["lambda"] = float(mode)
     return entry

@@ -9,7 +9,8 @@ Variants:
   --source own       the LLM-free control: each document's own tokens, --weighting uniform|bm25tf
   --vocab text       keep only aligned tokens whose term occurs in the document (all = expansion, as the paper)
   --normalize on     canonical lower-cased terms (see encoders/vocab.py); off = raw tokenizer tokens
-  --pc1 remove|L     project PC1 out of the embedding, or add L * u1; u1 estimated on this corpus, kept in the manifest
+  --pc1 remove|auto|L  project PC1 out of the embedding, or add L * u1 (auto: L maximising local alignment);
+                     u1 estimated on this corpus, kept in the manifest so queries get the same adjustment
 """
 from __future__ import annotations
 
@@ -74,11 +75,11 @@ def _validate(settings: dict) -> None:
         raise InputError(f"normalize={settings['normalize']} vocab={settings['vocab']}: use normalize=on|off, vocab=all|text")
     if int(settings["k"]) <= 0:
         raise InputError(f"k={settings['k']}: K must be a positive number of tokens")
-    if settings["pc1"] not in ("off", "remove"):
+    if settings["pc1"] not in ("off", "remove", "auto"):
         try:
             float(settings["pc1"])
         except ValueError:
-            raise InputError(f"pc1={settings['pc1']}: use off, remove or a number lambda") from None
+            raise InputError(f"pc1={settings['pc1']}: use off, remove, auto or a number lambda") from None
 
 
 def bm25_tf(counts: Counter, avg_len: float) -> dict[str, float]:
@@ -118,7 +119,7 @@ def project(args: argparse.Namespace) -> Path:
         elif settings["source"] == "own":
             vectors, scale = _own_vectors(vocab, tokens, settings)
         else:
-            pc1 = pc1_setting(embeddings, str(settings["pc1"]))
+            pc1 = pc1_setting(embeddings, str(settings["pc1"]), _local_alignment_score(vocab, loaded.lm_head, tokens))
             vectors, scale = _aligned_vectors(vocab, adjust_pc1(embeddings, pc1), loaded.lm_head, tokens, settings)
         collection = out / "collection"
         collection.mkdir(parents=True, exist_ok=True)
@@ -133,6 +134,13 @@ def project(args: argparse.Namespace) -> Path:
         write_json(done, info)
     print(f"collection: {collection} ({stats['documents']} docs, {stats['avg_terms_per_document']} terms/doc)")
     return out
+
+
+def _local_alignment_score(vocab: Vocabulary, lm_head, tokens: list[np.ndarray]):
+    """Score for pc1=auto: the local alignment rate of adjusted embeddings with their documents' own tokens."""
+    from encoders.alignment import measure
+
+    return lambda adjusted, rows: measure(vocab, adjusted, lm_head, [tokens[i] for i in rows])[0].local
 
 
 def _own_vectors(vocab: Vocabulary, tokens: list[np.ndarray], settings: dict) -> tuple[list[dict[str, int]], float]:
@@ -189,7 +197,8 @@ def add_variant_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weighting", default=None, help="aligned: logit|log|softmax; own: uniform|bm25tf")
     group.add_argument("--normalize", default=None, help="on: canonical lower-cased terms; off: raw tokens")
     group.add_argument("--vocab", default=None, help="all: expansion; text: only terms occurring in the document")
-    group.add_argument("--pc1", default=None, help="off, remove, or lambda for e + lambda * u1")
+    group.add_argument("--pc1", default=None, help="off, remove, auto (lambda maximising local alignment), "
+                       "or lambda for e + lambda * u1")
 
 
 def main(argv: list[str] | None = None) -> int:
