@@ -18,7 +18,7 @@ MODEL_ARGS = --model $(model) $(if $(pooling),--pooling $(pooling)) $(if $(devic
 PROJECT_ARGS = $(if $(k),--k $(k)) $(if $(weighting),--weighting $(weighting)) $(if $(normalize),--normalize $(normalize)) \
 	$(if $(vocab),--vocab $(vocab)) $(if $(pc1),--pc1 $(pc1)) $(if $(source),--source $(source))
 
-.PHONY: help setup test demo encode project index eval sweep analyze explain
+.PHONY: help setup test demo encode project index eval sweep analyze bench explain
 help:
 	@echo "make setup                       create .venv and install pinned requirements (idempotent)"
 	@echo "make test                        run the test suite (real Lucene, FAISS, SmolLM2, scifact slices)"
@@ -27,6 +27,7 @@ help:
 	@echo "make eval dataset=D [model=M] [limit=N]   runs (sparse, dense, BM25, SPLADE, control), metrics, leaderboard"
 	@echo "make sweep dataset=D [model=M]   nDCG@10 over K / weighting / normalize / vocab / pc1 / query modes, plot; chosen on train"
 	@echo "make analyze dataset=D [model=M] [n=300]  alignment metrics (hit@k, local, global), PC1 plots, report"
+	@echo "make bench dataset=D [model=M]   query/doc path costs as ratios (sparse vs dense vs BM25 vs SPLADE), footprint, scaling"
 	@echo "make explain dataset=D qid=Q     shared terms and their score contributions for one query"
 	@echo "Parameters also: split=test|train data_dir=FOLDER BEIR_DIR=FOLDER device=cpu|cuda|mps shards=S shard=i"
 
@@ -59,6 +60,9 @@ sweep: encode
 
 analyze: setup
 	$(PY) -m pipeline.analyze $(DATA_ARGS) $(MODEL_ARGS) $(if $(n),--n $(n))
+
+bench: setup
+	$(PY) -m pipeline.bench $(DATA_ARGS) $(MODEL_ARGS)
 
 explain: setup
 	@test -n "$(qid)" || { echo 'error: give a query id, e.g. make explain qid=1'; exit 2; }

@@ -41,6 +41,9 @@ class TokenQueryEncoder:
             return dict(counts)
         return {t: max(1, round(c * self.idf(t) * IDF_SCALE)) for t, c in counts.items()}
 
+    def encode_many(self, texts: list[str]) -> list[dict[str, int]]:
+        return [self.encode(text) for text in texts]
+
 
 class AlignedQueryEncoder:
     """Own tokens plus the top-M aligned tokens of the query embedding (one forward per batch of queries)."""

@@ -142,19 +142,22 @@ def token_encoder(folder: Path, info: dict, qweight: str) -> TokenQueryEncoder:
                              table["df"], table["documents"])
 
 
+def query_encoder(args: argparse.Namespace, folder: Path, info: dict):
+    """The query encoder of a variant: `encode(text)` / `encode_many(texts)` -> {term: int} (tokens or aligned)."""
+    tokens = token_encoder(folder, info, args.qweight)
+    if args.query == "tokens":
+        return tokens
+    preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
+    weighting = info["settings"]["weighting"] if info["settings"]["weighting"] in WEIGHTINGS else "log"
+    return AlignedQueryEncoder(tokens, Embedder(preset, load_model(preset, args.device)), args.m, weighting,
+                               info["scale"], info.get("pc1"))
+
+
 def encode_queries(args: argparse.Namespace, dataset: Dataset, folder: Path, info: dict) -> dict[str, dict[str, int]]:
     if info["settings"]["source"] == "splade":
         return splade_queries(dataset, info, args.device)
-    tokens = token_encoder(folder, info, args.qweight)
-    if args.query == "tokens":
-        return {qid: tokens.encode(text) for qid, text in dataset.queries.items()}
-    preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
-    weighting = info["settings"]["weighting"] if info["settings"]["weighting"] in WEIGHTINGS else "log"
-    encoder = AlignedQueryEncoder(tokens, Embedder(preset, load_model(preset, args.device)), args.m, weighting,
-                                  info["scale"], info.get("pc1"))
     qids = list(dataset.queries)
-    encoded = encoder.encode_many([dataset.queries[q] for q in qids])
-    return dict(zip(qids, encoded))
+    return dict(zip(qids, query_encoder(args, folder, info).encode_many([dataset.queries[q] for q in qids])))
 
 
 def splade_queries(dataset: Dataset, info: dict, device: str) -> dict[str, dict[str, int]]:

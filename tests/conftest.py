@@ -56,3 +56,15 @@ def embeddings(sliced):
     from pipeline.encode import encode_corpus
 
     return encode_corpus(sliced, pipeline_args())
+
+
+@pytest.fixture(scope="session")
+def evaluated(embeddings, isolated_outputs):
+    """`make eval` on the slice, once: every run, metrics.json and leaderboard.md."""
+    import json
+
+    from pipeline.evaluate import main as evaluate_main
+
+    evaluate_main(["--dataset", "scifact", "--limit", str(SLICE), "--no-train", "--device", "cpu"])
+    folder = isolated_outputs / "runs" / f"scifact-limit{SLICE}"
+    return folder, json.loads((folder / "metrics.json").read_text())

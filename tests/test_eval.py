@@ -6,7 +6,6 @@ import json
 import pytest
 from ranx import Qrels, Run, evaluate
 
-from pipeline.evaluate import main as evaluate_main
 from pipeline.report import leaderboard
 from pipeline.search import read_trec
 from tests.conftest import SLICE
@@ -14,13 +13,6 @@ from tests.conftest import SLICE
 # nDCG@10 of Lucene BM25 (k1=0.9, b=0.4, title + text) on the first 20 test queries of scifact with the limit=20
 # slice (20 queries, 200 documents), measured once with this code; full scifact gives Anserini's 0.6789.
 BM25_SLICE20_NDCG10 = 0.9132
-
-
-@pytest.fixture(scope="module")
-def evaluated(embeddings, isolated_outputs):
-    evaluate_main(["--dataset", "scifact", "--limit", str(SLICE), "--no-train", "--device", "cpu"])
-    folder = isolated_outputs / "runs" / f"scifact-limit{SLICE}"
-    return folder, json.loads((folder / "metrics.json").read_text())
 
 
 def test_runs_are_valid_trec_and_ranx_reads_them(evaluated, sliced):

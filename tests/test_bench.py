@@ -1,0 +1,22 @@
+"""The benchmark harness produces a well-formed report on a tiny slice (no timing is asserted)."""
+from __future__ import annotations
+
+import json
+
+from tests.conftest import SLICE
+
+
+def test_bench_report_is_well_formed(evaluated, isolated_outputs):
+    from pipeline.bench import main
+
+    main(["--dataset", "scifact", "--limit", str(SLICE), "--device", "cpu"])
+    data = json.loads((isolated_outputs / "runs" / "bench" / f"scifact-limit{SLICE}.json").read_text())
+    query = data["query_path"]
+    for system in ("a sparse tokens", "b sparse aligned", "c dense", "d bm25", "e splade"):
+        assert query[system]["total"]["mean_ms"] > 0
+    assert set(query["ratios"]) == {"dense / sparse tokens (mean end-to-end)", "dense / sparse aligned", "sparse tokens / bm25"}
+    assert data["doc_path"]["forward_docs_per_s"] > 0
+    assert [s["fraction"] for s in data["scaling"]["scaling"]] == [0.1, 0.3, 1.0]
+    assert "faiss flat float32" in data["footprint"] and data["peak_rss_mb"] > 0
+    text = (isolated_outputs / "runs" / "bench" / f"scifact-limit{SLICE}.md").read_text()
+    assert text.startswith("# Bench:") and "## Query path" in text and "## Indexing and scaling" in text
