@@ -13,7 +13,6 @@ import argparse
 import csv
 import json
 import os
-import sys
 import warnings
 import zipfile
 from dataclasses import dataclass, field

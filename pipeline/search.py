@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from encoders.aligned import WEIGHTINGS, quantize
 from encoders.embedder import Embedder

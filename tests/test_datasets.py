@@ -1,7 +1,6 @@
 """Dataset layer on the real scifact folder, the real ir_datasets path, and broken inputs."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import warnings

@@ -1,14 +1,12 @@
 """make eval on a slice: valid TREC runs, ranx metrics, ratios computed from runs, BM25 regression value."""
 from __future__ import annotations
 
-import json
 
 import pytest
 from ranx import Qrels, Run, evaluate
 
 from pipeline.report import leaderboard
 from pipeline.search import read_trec
-from tests.conftest import SLICE
 
 # nDCG@10 of Lucene BM25 (k1=0.9, b=0.4, title + text) on the first 20 test queries of scifact with the limit=20
 # slice (20 queries, 200 documents), measured once with this code; full scifact gives Anserini's 0.6789.

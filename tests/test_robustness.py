@@ -20,7 +20,6 @@ from encoders.aligned import MAX_WEIGHT, quantize
 from encoders.vocab import escape_term
 from pipeline.artifacts import folder_lock
 from pipeline.encode import encode_corpus
-from pipeline.errors import InputError
 from pipeline.index import build_lucene, index_variant, lucene_doc_count
 from pipeline.search import impact_search, run_sparse
 from tests.conftest import REPO, SLICE, pipeline_args
