@@ -76,6 +76,19 @@ def top_k(embeddings: np.ndarray, lm_head: torch.Tensor, k: int, weighting: str,
     return TopK(ids_out, w_out)
 
 
+def candidate_logits(embeddings: np.ndarray, lm_head: torch.Tensor, candidates: list[np.ndarray]) -> list[np.ndarray]:
+    """The logits of given token ids only (a document's own tokens), computed in batches."""
+    out: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, len(embeddings), BATCH):
+            chunk = torch.from_numpy(np.ascontiguousarray(embeddings[start:start + BATCH])).to(lm_head.device)
+            logits = chunk @ lm_head.T
+            for row, ids in enumerate(candidates[start:start + BATCH]):
+                index = torch.from_numpy(np.asarray(ids, dtype=np.int64)).to(logits.device)
+                out.append(logits[row, index].cpu().numpy())
+    return out
+
+
 def global_scale(weights: np.ndarray, quantile: float = 0.999) -> float:
     """One scale per collection: its `quantile` weight maps to MAX_WEIGHT (a few outliers get clipped)."""
     positive = weights[weights > 0]

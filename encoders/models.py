@@ -6,10 +6,10 @@ as safetensors under `$KEYTOKENS_CACHE/models/<name>/` (default `.cache/` in the
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
 import torch

@@ -18,7 +18,6 @@ from collections import Counter
 
 import numpy as np
 
-
 MAX_TERM_CHARS = 255
 
 

@@ -3,7 +3,7 @@
 Runs (all on the same dataset slice, k=1000): BM25; the embedder's dense run (FAISS over the stored embeddings);
 the default aligned-token variant with `query=tokens` (no LLM at query time) and `query=aligned`; the
 paper-faithful variant (raw tokens, expansion, no PC1, count queries); the LLM-free controls (the document's
-own tokens, uniform and BM25-tf weights); SPLADE run here when its model is installed; RRF and weighted-sum
+own tokens, uniform and BM25-tf weights) and the hybrid (the control's BM25-tf scaled up by aligned logits); SPLADE run here when its model is installed; RRF and weighted-sum
 fusions (the weight tuned on the train split, never on test). ranx gives nDCG@10, R@100, R@1000, MRR@10 and a
 paired t-test against the dense run. The key figure, printed first: sparse/dense nDCG@10 per query mode.
 
@@ -28,6 +28,7 @@ from pipeline.search import add_search_args, read_trec, run_bm25, run_dense, run
 METRICS = ["ndcg@10", "recall@100", "recall@1000", "mrr@10"]
 PAPER_FAITHFUL = {"source": "aligned", "k": 128, "weighting": "logit", "normalize": "off", "vocab": "all", "pc1": "off"}
 CONTROLS = ({"source": "own", "weighting": "uniform"}, {"source": "own", "weighting": "bm25tf"})
+HYBRID = {"source": "hybrid", "weighting": "bm25tf"}
 PAPER_RATIO = 0.80
 SPLADE_MODEL = "splade-tiny"
 
@@ -72,6 +73,7 @@ def produce_runs(args: argparse.Namespace, dataset: Dataset) -> list[Path]:
         paths += _variant_runs(args, dataset, PAPER_FAITHFUL, [("tokens", "count"), ("aligned", "count")])
         for control in CONTROLS:
             paths += _variant_runs(args, dataset, {**DEFAULTS, **control}, [("tokens", "idf")])
+        paths += _variant_runs(args, dataset, {**DEFAULTS, **HYBRID}, [("tokens", "idf")])
         paths.append(splade_run(args, dataset))
     return paths
 

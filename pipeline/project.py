@@ -7,6 +7,7 @@ and a manifest. A K sweep therefore costs seconds per K, not an LLM pass.
 Variants:
   --source aligned   top-K aligned tokens of the (PC1-adjusted) embedding, weighted by --weighting logit|log|softmax
   --source own       the LLM-free control: each document's own tokens, --weighting uniform|bm25tf
+  --source hybrid    own tokens, BM25-tf x (1 + the token's aligned logit, min-max scaled in the document)
   --vocab text       keep only aligned tokens whose term occurs in the document (all = expansion, as the paper)
   --normalize on     canonical lower-cased terms (see encoders/vocab.py); off = raw tokenizer tokens
   --pc1 remove|auto|L  project PC1 out of the embedding, or add L * u1 (auto: L maximising local alignment);
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from encoders.aligned import WEIGHTINGS, adjust_pc1, global_scale, quantize, top_k
+from encoders.aligned import WEIGHTINGS, adjust_pc1, candidate_logits, global_scale, quantize, top_k
 from encoders.models import load_model
 from encoders.pc1 import pc1_setting
 from encoders.presets import resolve_preset
@@ -49,6 +50,8 @@ def variant_name(settings: dict) -> str:
         return f"splade-{norm}"
     if settings["source"] == "own":
         return f"own-{settings['weighting']}-{norm}"
+    if settings["source"] == "hybrid":
+        return f"hybrid-{settings['weighting']}-{norm}-pc1{str(settings['pc1']).replace('-', 'm')}"
     pc1 = str(settings["pc1"]).replace("-", "m")
     return f"k{settings['k']}-{settings['weighting']}-{norm}-{settings['vocab']}-pc1{pc1}"
 
@@ -59,16 +62,16 @@ def variant_settings(args: argparse.Namespace) -> dict:
                 "normalize": getattr(args, "normalize", None) or "off", "vocab": "all", "pc1": "off"}
     settings = {key: getattr(args, key) if getattr(args, key, None) is not None else value
                 for key, value in DEFAULTS.items()}
-    if settings["source"] == "own" and getattr(args, "weighting", None) is None:
+    if settings["source"] in ("own", "hybrid") and getattr(args, "weighting", None) is None:
         settings["weighting"] = "bm25tf"
     _validate(settings)
     return settings
 
 
 def _validate(settings: dict) -> None:
-    if settings["source"] not in ("aligned", "own"):
-        raise InputError(f"source={settings['source']}: choose aligned or own")
-    allowed = WEIGHTINGS if settings["source"] == "aligned" else CONTROL_WEIGHTINGS
+    if settings["source"] not in ("aligned", "own", "hybrid"):
+        raise InputError(f"source={settings['source']}: choose aligned, own or hybrid")
+    allowed = {"aligned": WEIGHTINGS, "own": CONTROL_WEIGHTINGS, "hybrid": ("bm25tf",)}[settings["source"]]
     if settings["weighting"] not in allowed:
         raise InputError(f"weighting={settings['weighting']} is not for source={settings['source']}: choose {', '.join(allowed)}")
     if settings["normalize"] not in ("on", "off") or settings["vocab"] not in ("all", "text"):
@@ -118,6 +121,9 @@ def project(args: argparse.Namespace) -> Path:
             vectors, scale = _weighted_vectors([vocab.merge(ids, w) for ids, w in load_sparse(base / "embeddings")])
         elif settings["source"] == "own":
             vectors, scale = _own_vectors(vocab, tokens, settings)
+        elif settings["source"] == "hybrid":
+            pc1 = pc1_setting(embeddings, str(settings["pc1"]), _local_alignment_score(vocab, loaded.lm_head, tokens))
+            vectors, scale = _hybrid_vectors(vocab, adjust_pc1(embeddings, pc1), loaded.lm_head, tokens)
         else:
             pc1 = pc1_setting(embeddings, str(settings["pc1"]), _local_alignment_score(vocab, loaded.lm_head, tokens))
             vectors, scale = _aligned_vectors(vocab, adjust_pc1(embeddings, pc1), loaded.lm_head, tokens, settings)
@@ -152,6 +158,40 @@ def _own_vectors(vocab: Vocabulary, tokens: list[np.ndarray], settings: dict) ->
     return [quantize(bm25_tf(c, avg_len), scale) for c in counts], scale
 
 
+def _hybrid_vectors(vocab: Vocabulary, embeddings: np.ndarray, lm_head, tokens: list[np.ndarray]
+                    ) -> tuple[list[dict[str, int]], float]:
+    """Own terms with BM25-tf x (1 + a), a in [0, 1] the term's aligned logit min-max scaled within the document.
+
+    The LLM-free control says how much plain term statistics give; `a` is what the aligned tokens add on top of
+    them: among a document's own terms, those its embedding decodes to get up to twice the weight.
+    """
+    term_ids = _term_index(vocab)
+    counts = [vocab.own_term_counts(ids) for ids in tokens]
+    avg_len = float(np.mean([sum(c.values()) for c in counts])) if counts else 1.0
+    candidates = [_term_candidates(vocab, ids, term_ids) for ids in tokens]
+    merged = []
+    for ids, logits, count in zip(candidates, candidate_logits(embeddings, lm_head, candidates), counts):
+        term_logit = vocab.merge(ids, logits)
+        if not term_logit:
+            merged.append({})
+            continue
+        low, high = min(term_logit.values()), max(term_logit.values())
+        span = max(high - low, 1e-9)
+        tf = bm25_tf(count, avg_len)
+        merged.append({t: tf[t] * (1 + (term_logit[t] - low) / span) for t in tf})
+    scale = 100 / (2 * (BM25_K1 + 1))
+    return [quantize(doc, scale) for doc in merged], scale
+
+
+def _term_index(vocab: Vocabulary) -> dict[str, list[int]]:
+    """Term -> every token id that maps to it."""
+    term_ids: dict[str, list[int]] = {}
+    for token_id, term in enumerate(vocab.terms):
+        if term is not None:
+            term_ids.setdefault(term, []).append(token_id)
+    return term_ids
+
+
 def _aligned_vectors(vocab: Vocabulary, embeddings: np.ndarray, lm_head, tokens: list[np.ndarray],
                      settings: dict) -> tuple[list[dict[str, int]], float]:
     k = int(settings["k"])
@@ -159,10 +199,7 @@ def _aligned_vectors(vocab: Vocabulary, embeddings: np.ndarray, lm_head, tokens:
         raise InputError(f"k={k} is not smaller than the vocabulary ({len(vocab)} tokens); choose a smaller K")
     candidates = None
     if settings["vocab"] == "text":
-        term_ids: dict[str, list[int]] = {}
-        for token_id, term in enumerate(vocab.terms):
-            if term is not None:
-                term_ids.setdefault(term, []).append(token_id)
+        term_ids = _term_index(vocab)
         candidates = [_term_candidates(vocab, ids, term_ids) for ids in tokens]
     merged: list[dict[str, float]] = []
     for start in tqdm(range(0, len(embeddings), PROJECT_BATCH), desc="project", unit="batch"):
@@ -192,7 +229,8 @@ def _write_collection(folder: Path, doc_ids: list[str], vectors: list[dict[str, 
 
 def add_variant_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("variant (defaults: " + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items()) + ")")
-    group.add_argument("--source", default=None, help="aligned (LLM aligned tokens) or own (LLM-free control)")
+    group.add_argument("--source", default=None, help="aligned (LLM aligned tokens), own (LLM-free control) or hybrid "
+                       "(own tokens, BM25-tf x (1 + aligned logit))")
     group.add_argument("--k", type=int, default=None, help="aligned tokens kept per document")
     group.add_argument("--weighting", default=None, help="aligned: logit|log|softmax; own: uniform|bm25tf")
     group.add_argument("--normalize", default=None, help="on: canonical lower-cased terms; off: raw tokens")

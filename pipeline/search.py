@@ -23,8 +23,8 @@ from encoders.aligned import WEIGHTINGS, quantize
 from encoders.embedder import Embedder
 from encoders.models import load_model
 from encoders.presets import resolve_preset
-from encoders.splade import SpladeEncoder
 from encoders.queries import QUERY_MODES, QWEIGHTS, AlignedQueryEncoder, TokenQueryEncoder, l2_normalise
+from encoders.splade import SpladeEncoder
 from encoders.vocab import Vocabulary
 from pipeline.artifacts import manifest, read_json, runs_root, write_json, write_text
 from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args

@@ -36,6 +36,12 @@ POINTS = {
     "qweight=count": ({"weighting": "log", "normalize": "on", "vocab": "text", "pc1": "remove"}, "tokens", "count"),
     "query=aligned": ({"weighting": "log", "normalize": "on", "vocab": "text", "pc1": "remove"}, "aligned", "idf"),
     "vocab=all query=aligned": ({"weighting": "log", "normalize": "on", "vocab": "all", "pc1": "remove"}, "aligned", "idf"),
+    "hybrid pc1=remove": ({"source": "hybrid", "weighting": "bm25tf", "normalize": "on", "vocab": "text", "pc1": "remove"}, "tokens", "idf"),
+    "hybrid pc1=off": ({"source": "hybrid", "weighting": "bm25tf", "normalize": "on", "vocab": "text", "pc1": "off"}, "tokens", "idf"),
+    "hybrid pc1=auto": ({"source": "hybrid", "weighting": "bm25tf", "normalize": "on", "vocab": "text", "pc1": "auto"}, "tokens", "idf"),
+    "pc1=auto": ({"weighting": "log", "normalize": "on", "vocab": "text", "pc1": "auto"}, "tokens", "idf"),
+    "control own uniform (no LLM)": ({"source": "own", "weighting": "uniform", "normalize": "on", "vocab": "text", "pc1": "off"}, "tokens", "idf"),
+    "control own bm25tf (no LLM)": ({"source": "own", "weighting": "bm25tf", "normalize": "on", "vocab": "text", "pc1": "off"}, "tokens", "idf"),
 }
 
 
@@ -63,12 +69,13 @@ def sweep(args: argparse.Namespace) -> dict:
         grid = [(name, k, settings, query, qweight) for name, (settings, query, qweight, ks) in FAMILIES.items() for k in ks]
         grid += [(name, POINT_K, *spec) for name, spec in POINTS.items()]
         for name, k, settings, query, qweight in grid:
-            path = _variant_runs(split_args, dataset, {"source": "aligned", "k": k, **settings}, [(query, qweight)])[0]
-            rows.append({"family": name, "k": k, **settings, "query": query, "qweight": qweight,
+            settings = {"source": "aligned", "k": k, **settings}
+            path = _variant_runs(split_args, dataset, settings, [(query, qweight)])[0]
+            rows.append({"family": name, **settings, "query": query, "qweight": qweight,
                          "ndcg@10": _score(path, dataset.qrels), "run": path.stem})
         splits[split] = {"rows": rows, "bm25": baselines.get("bm25"), "dense": baselines[f"{args.model_name}.dense"],
                          "splade": _score(splade, dataset.qrels), "queries": len(dataset.queries)}
-    best = max(splits["train"]["rows"], key=lambda r: r["ndcg@10"])
+    best = max((r for r in splits["train"]["rows"] if r["source"] != "own"), key=lambda r: r["ndcg@10"])
     test_of_best = next(r for r in splits["test"]["rows"] if r["run"] == best["run"])
     return {"dataset": args.dataset, "model": args.model_name, "splits": splits,
             "chosen_on_train": {**best, "test_ndcg@10": test_of_best["ndcg@10"]}}
@@ -108,9 +115,9 @@ def table(results: dict) -> str:
     for split in ("train", "test"):
         data = results["splits"][split]
         lines += [f"## {split} ({data['queries']} queries): BM25 {data['bm25']}, dense {data['dense']}, SPLADE-tiny {data['splade']}",
-                  "", "| family / lever | K | weighting | normalize | vocab | pc1 | query | qweight | nDCG@10 |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['family']} | {r['k']} | {r['weighting']} | {r['normalize']} | {r['vocab']} | {r['pc1']} | "
+                  "", "| family / lever | source | K | weighting | normalize | vocab | pc1 | query | qweight | nDCG@10 |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['family']} | {r['source']} | {r['k'] if r['source'] == 'aligned' else ''} | {r['weighting']} | {r['normalize']} | {r['vocab']} | {r['pc1']} | "
                   f"{r['query']} | {r['qweight']} | {r['ndcg@10']:.4f} |" for r in data["rows"]]
         lines.append("")
     return "\n".join(lines)

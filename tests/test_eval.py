@@ -1,7 +1,6 @@
 """make eval on a slice: valid TREC runs, ranx metrics, ratios computed from runs, BM25 regression value."""
 from __future__ import annotations
 
-
 import pytest
 from ranx import Qrels, Run, evaluate
 
