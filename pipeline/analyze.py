@@ -31,7 +31,7 @@ from encoders.vocab import Vocabulary
 from pipeline.artifacts import manifest, write_json, write_text
 from pipeline.datasets import add_dataset_args, dataset_from_args
 from pipeline.encode import add_model_args
-from pipeline.errors import cli_main
+from pipeline.errors import cli_main, stage_parser
 from pipeline.search import run_dir
 
 COMPONENTS = 20
@@ -157,10 +157,7 @@ def _write_outputs(out: Path, results: dict, embeddings: np.ndarray, docs, vocab
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.analyze", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataset_args(parser)
-    add_model_args(parser)
+    parser = stage_parser("pipeline.analyze", __doc__, add_dataset_args, add_model_args)
     parser.add_argument("--n", type=int, default=300, help="corpus texts to analyse (default 300)")
     analyze(parser.parse_args(argv))
     return 0

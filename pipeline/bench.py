@@ -32,7 +32,7 @@ from encoders.vocab import Vocabulary
 from pipeline.artifacts import index_root, read_json, runs_root, write_json, write_text
 from pipeline.datasets import add_dataset_args, dataset_from_args
 from pipeline.encode import add_model_args, dataset_key, load_shards, model_dir
-from pipeline.errors import InputError, cli_main
+from pipeline.errors import InputError, cli_main, stage_parser
 from pipeline.index import build_lucene
 from pipeline.jvm import autoclass
 from pipeline.project import DEFAULTS, variant_name
@@ -206,10 +206,7 @@ def report(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataset_args(parser)
-    add_model_args(parser)
+    parser = stage_parser("pipeline.bench", __doc__, add_dataset_args, add_model_args)
     args = parser.parse_args(argv)
     args.m, args.index = 32, None
     for key, value in DEFAULTS.items():

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.errors import InputError, cli_main
+from pipeline.errors import InputError, cli_main, stage_parser
 
 
 @dataclass(frozen=True)
@@ -276,9 +276,7 @@ def dataset_from_args(args: argparse.Namespace, split: str | None = None) -> Dat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.datasets", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataset_args(parser)
+    parser = stage_parser("pipeline.datasets", __doc__, add_dataset_args)
     parser.add_argument("--seed-ir-datasets", metavar="BEIR_FOLDER", default=None,
                         help="zip this BEIR folder into ir_datasets' cache ($IR_DATASETS_HOME) as --dataset, then load through ir_datasets")
     args = parser.parse_args(argv)

@@ -24,7 +24,7 @@ from encoders.presets import resolve_preset
 from encoders.splade import SparseBatch, SpladeEncoder
 from pipeline.artifacts import folder_lock, index_root, manifest, read_json, write_bytes_with, write_json
 from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
-from pipeline.errors import InputError, cli_main
+from pipeline.errors import InputError, cli_main, stage_parser
 
 SHARD_SIZE = 256
 
@@ -185,10 +185,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.encode", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataset_args(parser)
-    add_model_args(parser)
+    parser = stage_parser("pipeline.encode", __doc__, add_dataset_args, add_model_args)
     parser.add_argument("--shards", type=int, default=1, help="split the work into S parts (default 1)")
     parser.add_argument("--shard-size", type=int, default=SHARD_SIZE,
                         help=f"documents per resumable shard (default {SHARD_SIZE}); a kill loses at most one shard")

@@ -5,6 +5,7 @@ Stages raise `InputError` with a message that names the offending input and the 
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Callable
 
@@ -24,3 +25,12 @@ def cli_main(main: Callable[[list[str] | None], int | None]) -> None:
         print("interrupted: completed shards are kept; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+def stage_parser(module: str, doc: str | None, *groups: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
+    """A stage CLI's parser: `python -m <module>`, the module docstring as help, then the shared option groups."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for add in groups:
+        add(parser)
+    return parser

@@ -19,7 +19,7 @@ from pathlib import Path
 from pipeline.artifacts import read_json, versions, write_json
 from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
 from pipeline.encode import add_model_args, dataset_key, encode_corpus
-from pipeline.errors import InputError, cli_main
+from pipeline.errors import InputError, cli_main, stage_parser
 from pipeline.index import index_variant
 from pipeline.project import DEFAULTS, add_variant_args
 from pipeline.report import write_reports
@@ -163,12 +163,7 @@ def evaluate_runs(args: argparse.Namespace, dataset: Dataset, paths: list[Path])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataset_args(parser)
-    add_model_args(parser)
-    add_variant_args(parser)
-    add_search_args(parser)
+    parser = stage_parser("pipeline.evaluate", __doc__, add_dataset_args, add_model_args, add_variant_args, add_search_args)
     parser.add_argument("--quick", action="store_true", help="only BM25, dense and the default sparse variant")
     parser.add_argument("--no-train", action="store_true", help="skip the train-split runs that tune the wsum fusion")
     parser.add_argument("--force", action="store_true", help="rerun searches even when run files exist")

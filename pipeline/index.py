@@ -19,7 +19,7 @@ from encoders.presets import resolve_preset
 from pipeline.artifacts import folder_lock, index_root, manifest, read_json, write_json, write_text
 from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
 from pipeline.encode import add_model_args, dataset_key, model_dir
-from pipeline.errors import InputError, cli_main
+from pipeline.errors import InputError, cli_main, stage_parser
 from pipeline.jvm import autoclass, start_jvm
 from pipeline.project import EMPTY_TERM, add_variant_args, project, variant_name, variant_settings
 
@@ -106,11 +106,7 @@ def bm25_index(dataset: Dataset, key: str, threads: int = 2) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.index", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataset_args(parser)
-    add_model_args(parser)
-    add_variant_args(parser)
+    parser = stage_parser("pipeline.index", __doc__, add_dataset_args, add_model_args, add_variant_args)
     parser.add_argument("--threads", type=int, default=2, help="indexing threads (default 2)")
     parser.add_argument("--bm25", action="store_true", help="build the BM25 index of title + text instead")
     args = parser.parse_args(argv)

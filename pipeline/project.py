@@ -32,7 +32,7 @@ from encoders.vocab import Vocabulary
 from pipeline.artifacts import folder_lock, manifest, read_json, write_json, write_text
 from pipeline.datasets import add_dataset_args
 from pipeline.encode import add_model_args, load_shards, load_sparse, model_dir
-from pipeline.errors import InputError, cli_main
+from pipeline.errors import InputError, cli_main, stage_parser
 
 CONTROL_WEIGHTINGS = ("uniform", "bm25tf")
 PROJECT_BATCH = 256  # documents per LM-head batch: [256, vocab] logits at a time, never the whole corpus
@@ -240,11 +240,7 @@ def add_variant_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.project", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataset_args(parser)
-    add_model_args(parser)
-    add_variant_args(parser)
+    parser = stage_parser("pipeline.project", __doc__, add_dataset_args, add_model_args, add_variant_args)
     project(parser.parse_args(argv))
     return 0
 

@@ -29,7 +29,7 @@ from encoders.vocab import Vocabulary
 from pipeline.artifacts import manifest, read_json, runs_root, write_json, write_text
 from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
 from pipeline.encode import add_model_args, dataset_key, load_shards, model_dir
-from pipeline.errors import InputError, cli_main
+from pipeline.errors import InputError, cli_main, stage_parser
 from pipeline.jvm import autoclass, start_jvm
 from pipeline.project import add_variant_args, variant_name, variant_settings
 
@@ -251,12 +251,7 @@ def add_search_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataset_args(parser)
-    add_model_args(parser)
-    add_variant_args(parser)
-    add_search_args(parser)
+    parser = stage_parser("pipeline.search", __doc__, add_dataset_args, add_model_args, add_variant_args, add_search_args)
     parser.add_argument("--kind", default="sparse", choices=("sparse", "dense", "bm25"), help="which run (default sparse)")
     parser.add_argument("--explain", metavar="QID", default=None, help="explain one query's top hits instead of a run")
     args = parser.parse_args(argv)
