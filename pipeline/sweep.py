@@ -38,7 +38,6 @@ POINTS = {
     "vocab=all query=aligned": ({"weighting": "log", "normalize": "on", "vocab": "all", "pc1": "remove"}, "aligned", "idf"),
     "hybrid pc1=remove": ({"source": "hybrid", "weighting": "bm25tf", "normalize": "on", "vocab": "text", "pc1": "remove"}, "tokens", "idf"),
     "hybrid pc1=off": ({"source": "hybrid", "weighting": "bm25tf", "normalize": "on", "vocab": "text", "pc1": "off"}, "tokens", "idf"),
-    "hybrid pc1=auto": ({"source": "hybrid", "weighting": "bm25tf", "normalize": "on", "vocab": "text", "pc1": "auto"}, "tokens", "idf"),
     "pc1=auto": ({"weighting": "log", "normalize": "on", "vocab": "text", "pc1": "auto"}, "tokens", "idf"),
     "control own uniform (no LLM)": ({"source": "own", "weighting": "uniform", "normalize": "on", "vocab": "text", "pc1": "off"}, "tokens", "idf"),
     "control own bm25tf (no LLM)": ({"source": "own", "weighting": "bm25tf", "normalize": "on", "vocab": "text", "pc1": "off"}, "tokens", "idf"),
