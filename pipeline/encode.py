@@ -143,7 +143,7 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, s
                     batch = embedder.encode([dataset.corpus[d].contents for d in ids], progress=bar)
                     _write_shard(folder, number, ids, batch)
         elapsed = time.time() - started
-        if all(shard_complete(folder, s) for s in range(n_shards)):
+        if (todo or not (folder / "manifest.json").exists()) and all(shard_complete(folder, s) for s in range(n_shards)):
             _write_manifest(folder, settings, dataset.source, elapsed, len(todo), loaded.device if todo else args.device)
         else:
             missing = sum(not shard_complete(folder, s) for s in range(n_shards))
