@@ -50,6 +50,13 @@ def _footprint(row: dict) -> tuple[str, str]:
     return size, terms
 
 
+def p_text(p: float | None) -> str:
+    """A p-value as people read it: '<0.001' rather than 0, three significant digits otherwise."""
+    if p is None:
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3g}"
+
+
 def key_figure(results: dict) -> list[str]:
     rows = {r["name"]: r for r in results["runs"]}
     bm25 = rows.get("bm25", {}).get("metrics", {}).get("ndcg@10")
@@ -63,8 +70,9 @@ def key_figure(results: dict) -> list[str]:
             verdict.append(f"{'beats' if ndcg > bm25 else 'below'} BM25 {bm25:.4f}")
         if control is not None:
             p = sparse.get("p_vs_best_control")
+            significant = "" if p is None else ("significant" if p < 0.05 else "not significant")
             verdict.append(f"{'above' if ndcg > control else 'below'} the LLM-free control {control:.4f}"
-                           + (f" (paired t-test p={p})" if p is not None else ""))
+                           + (f" (paired t-test p{'' if p_text(p).startswith('<') else '='}{p_text(p)}, {significant} at 0.05)" if p is not None else ""))
         lines.append(f"sparse/dense nDCG@10 = {ratio:.3f} (paper: {results['paper_ratio']:.2f}) for "
                      f"{sparse['name']} [{sparse['query_mode']}], nDCG@10 {ndcg:.4f}; " + "; ".join(verdict))
     return lines
@@ -81,7 +89,7 @@ def leaderboard(results: dict) -> str:
         m = row["metrics"]
         size, terms = _footprint(row)
         llm = {True: "yes", False: "no"}.get(row.get("llm_forward_per_query"), "mixed" if row["kind"] == "fusion" else "")
-        p = "" if row.get("p_vs_dense") is None else f"{row['p_vs_dense']:.3g}"
+        p = p_text(row.get("p_vs_dense"))
         table.append(f"| {row['name']} | {row['kind']} (ours) | {m['ndcg@10']:.4f} | {m['recall@100']:.4f} | "
                      f"{m['recall@1000']:.4f} | {m['mrr@10']:.4f} | {p} | {llm} | {size} | {terms} |")
     published = PUBLISHED.get(dataset, [])
