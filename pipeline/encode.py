@@ -145,7 +145,7 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, s
         elapsed = time.time() - started
         if (todo or not (folder / "manifest.json").exists()) and all(shard_complete(folder, s) for s in range(n_shards)):
             _write_manifest(folder, settings, dataset.source, elapsed, len(todo), loaded.device if todo else args.device)
-        else:
+        elif not all(shard_complete(folder, s) for s in range(n_shards)):
             missing = sum(not shard_complete(folder, s) for s in range(n_shards))
             print(f"part {shard}/{shards} done; {missing} shard(s) of other parts still missing")
     return folder
