@@ -35,7 +35,7 @@ from pipeline.encode import add_model_args, dataset_key, load_shards, model_dir
 from pipeline.errors import InputError, cli_main, stage_parser
 from pipeline.index import build_lucene
 from pipeline.jvm import autoclass
-from pipeline.project import DEFAULTS, variant_name
+from pipeline.project import DEFAULTS, variant_name, variant_settings
 from pipeline.search import THREADS, impact_search, query_encoder, splade_queries, token_encoder
 
 WARMUP = 5
@@ -130,7 +130,7 @@ def doc_path(dataset, preset, loaded, info: dict, n: int = 64) -> dict:
     batch = embedder.encode(texts)
     forward = time.perf_counter() - start
     start = time.perf_counter()
-    chosen = top_k(adjust_pc1(batch.embeddings, info.get("pc1")), loaded.lm_head, int(info["settings"]["k"] or 128), "log")
+    chosen = top_k(adjust_pc1(batch.embeddings, info.get("pc1")), loaded.lm_head, int(info["settings"]["k"] or 1024), "log")
     lines = [json.dumps({"id": str(i), "vector": quantize(vocab.merge(ids, w), info["scale"])})
              for i, (ids, w) in enumerate(zip(chosen.ids, chosen.weights))]
     projection = time.perf_counter() - start
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in DEFAULTS.items():
         setattr(args, key, None)
     preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
-    folder = model_dir(args, preset.name) / variant_name(DEFAULTS)
+    folder = model_dir(args, preset.name) / variant_name(variant_settings(args))
     if not (folder / "lucene").exists():
         raise InputError(f"no index at {folder}; run `make eval dataset={args.dataset}` first")
     info = read_json(folder / "manifest.json")

@@ -21,14 +21,15 @@ from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
 from pipeline.encode import add_model_args, dataset_key, encode_corpus
 from pipeline.errors import InputError, cli_main, stage_parser
 from pipeline.index import index_variant
-from pipeline.project import DEFAULTS, add_variant_args
+from pipeline.project import DEFAULTS, add_variant_args, variant_name, variant_settings
 from pipeline.report import write_reports
 from pipeline.search import add_search_args, read_trec, run_bm25, run_dense, run_dir, run_sparse, write_trec
 
 METRICS = ["ndcg@10", "recall@100", "recall@1000", "mrr@10"]
 PAPER_FAITHFUL = {"source": "aligned", "k": 128, "weighting": "logit", "normalize": "off", "vocab": "all", "pc1": "off"}
 CONTROLS = ({"source": "own", "weighting": "uniform"}, {"source": "own", "weighting": "bm25tf"})
-HYBRID = {"source": "hybrid", "weighting": "bm25tf"}
+HYBRID = {"source": "hybrid", "weighting": "bm25tf", "pc1": "remove"}
+TOP_K_ALIGNED = {"source": "aligned", "k": 1024, "weighting": "log", "normalize": "on", "vocab": "text", "pc1": "remove"}
 PAPER_RATIO = 0.80
 SPLADE_MODEL = "splade-tiny"
 
@@ -51,7 +52,6 @@ def _cached(path_fn, args: argparse.Namespace, dataset: Dataset, name: str) -> P
 def _variant_runs(args: argparse.Namespace, dataset: Dataset, settings: dict, modes) -> list[Path]:
     variant_args = _with(args, **settings)
     index_variant(variant_args)
-    from pipeline.project import variant_name, variant_settings
     from pipeline.search import sparse_run_name
 
     variant = variant_name(variant_settings(variant_args))
@@ -67,13 +67,15 @@ def produce_runs(args: argparse.Namespace, dataset: Dataset) -> list[Path]:
     """Every run of the leaderboard for one split, building indexes and embeddings where missing."""
     encode_corpus(dataset, args)
     paths = [_cached(run_bm25, args, dataset, "bm25"), _cached(run_dense, args, dataset, f"{args.model_name}.dense")]
-    default = {key: getattr(args, key) if getattr(args, key, None) is not None else value for key, value in DEFAULTS.items()}
+    default = variant_settings(args)
     paths += _variant_runs(args, dataset, default, [("tokens", "idf"), ("aligned", "idf")])
     if not args.quick:
-        paths += _variant_runs(args, dataset, PAPER_FAITHFUL, [("tokens", "count"), ("aligned", "count")])
-        for control in CONTROLS:
-            paths += _variant_runs(args, dataset, {**DEFAULTS, **control}, [("tokens", "idf")])
-        paths += _variant_runs(args, dataset, {**DEFAULTS, **HYBRID}, [("tokens", "idf")])
+        for variant, modes in ((TOP_K_ALIGNED, [("tokens", "idf"), ("aligned", "idf")]), (HYBRID, [("tokens", "idf")]),
+                               (PAPER_FAITHFUL, [("tokens", "count"), ("aligned", "count")]),
+                               *((control, [("tokens", "idf")]) for control in CONTROLS)):
+            settings = variant_settings(_with(args, **{**DEFAULTS, **variant}))
+            if settings != default:
+                paths += _variant_runs(args, dataset, settings, modes)
         paths.append(splade_run(args, dataset))
     return paths
 
@@ -97,8 +99,7 @@ def fusion_runs(args: argparse.Namespace, test_paths: list[Path], train_paths: l
     from ranx import Qrels, fuse, optimize_fusion
 
     by_name = {p.stem: p for p in test_paths}
-    sparse = next(p.stem for p in test_paths if p.stem.endswith(".tokens-idf") and ".own-" not in p.stem
-                  and p.stem.startswith(args.model_name + ".k"))
+    sparse = test_paths[2].stem  # the default variant's no-LLM (query=tokens) run, see produce_runs
     out = []
     for partner in (f"{args.model_name}.dense", "bm25"):
         pair = [_ranx_run(by_name[sparse]), _ranx_run(by_name[partner])]

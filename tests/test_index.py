@@ -29,13 +29,13 @@ def test_embeddings_manifest(embeddings, sliced):
 
 
 def test_aligned_tokens_of_known_passage_hold_its_key_words(embeddings):
-    folder = project(pipeline_args(k=128, vocab="all", pc1="remove"))
+    folder = project(pipeline_args(source="aligned", k=128, vocab="all", pc1="remove"))
     doc = next(d for d in _collection(folder) if d["id"] == "4983")  # cerebral white matter in newborns
     assert KEY_WORDS & set(doc["vector"]), list(doc["vector"])[:30]
 
 
 def test_collection_lines_hold_positive_ints_within_scale(embeddings):
-    folder = project(pipeline_args(k=64, vocab="all", pc1="off", weighting="logit", normalize="off"))
+    folder = project(pipeline_args(source="aligned", k=64, vocab="all", pc1="off", weighting="logit", normalize="off"))
     docs = _collection(folder)
     assert len(docs) == 50
     for doc in docs:
@@ -54,12 +54,12 @@ def test_index_has_corpus_count_and_df(embeddings):
 
 def test_project_twice_gives_same_bytes_and_another_k_reuses_embeddings(embeddings):
     stamp = {p: p.stat().st_mtime_ns for p in embeddings.glob("part-*")}
-    first = project(pipeline_args(k=32, vocab="all"))
+    first = project(pipeline_args(source="aligned", k=32, vocab="all"))
     before = {p.name: p.read_bytes() for p in (first / "collection").glob("*.jsonl")}
     (first / "manifest.json").unlink()  # force a rebuild
-    again = project(pipeline_args(k=32, vocab="all"))
+    again = project(pipeline_args(source="aligned", k=32, vocab="all"))
     assert {p.name: p.read_bytes() for p in (again / "collection").glob("*.jsonl")} == before
-    other = project(pipeline_args(k=8, vocab="all"))
+    other = project(pipeline_args(source="aligned", k=8, vocab="all"))
     assert all(len(d["vector"]) <= 8 for d in _collection(other))
     assert {p: p.stat().st_mtime_ns for p in embeddings.glob("part-*")} == stamp
 

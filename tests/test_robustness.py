@@ -89,8 +89,8 @@ def test_broken_corpus_is_one_line_through_the_cli(tmp_path):
     (["--model", "no-such-model"], "unknown model 'no-such-model'"),
     (["--model", "/nowhere/model.gguf"], "model path /nowhere/model.gguf does not exist"),
     (["--k", "0"], "k=0: K must be a positive number"),
-    (["--k", "60000", "--vocab", "all"], "is not smaller than the vocabulary (49152 tokens)"),
-    (["--weighting", "uniform"], "weighting=uniform is not for source=aligned"),
+    (["--source", "aligned", "--k", "60000", "--vocab", "all"], "is not smaller than the vocabulary (49152 tokens)"),
+    (["--source", "aligned", "--weighting", "uniform"], "weighting=uniform is not for source=aligned"),
 ])
 def test_bad_parameters_are_refused(embeddings, args, fragment):
     result = _cli("pipeline.project", "--dataset", "scifact", "--limit", str(SLICE), *args)
@@ -142,14 +142,14 @@ def test_killed_encoder_resumes_to_identical_shards(tmp_path):
 
 
 def test_killed_lucene_build_is_rebuilt_complete(embeddings, tmp_path):
-    lucene = index_variant(pipeline_args(k=16, vocab="all"))
+    lucene = index_variant(pipeline_args(source="aligned", k=16, vocab="all"))
     variant = lucene.parent
     (variant / "lucene.manifest.json").unlink()
     import shutil
 
     shutil.rmtree(lucene)
     process = subprocess.Popen([sys.executable, "-m", "pipeline.index", "--dataset", "scifact", "--limit", str(SLICE),
-                                "--k", "16", "--vocab", "all"], cwd=REPO, stdout=subprocess.DEVNULL,
+                                "--source", "aligned", "--k", "16", "--vocab", "all"], cwd=REPO, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     tmp = variant / "lucene.tmp"
     deadline = time.time() + 120
@@ -158,7 +158,7 @@ def test_killed_lucene_build_is_rebuilt_complete(embeddings, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (variant / "lucene.manifest.json").exists() or lucene_doc_count(lucene) == 50
-    rebuilt = index_variant(pipeline_args(k=16, vocab="all"))
+    rebuilt = index_variant(pipeline_args(source="aligned", k=16, vocab="all"))
     assert lucene_doc_count(rebuilt) == 50 and not tmp.exists()
 
 
