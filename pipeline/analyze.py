@@ -114,6 +114,7 @@ def _write_outputs(out: Path, results: dict, embeddings: np.ndarray, docs, vocab
     variation = np.abs(results["variation"])
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.bar(range(1, len(variation) + 1), variation, color=["tab:red"] + ["tab:blue"] * (len(variation) - 1))
+    ax.set_xticks(range(1, len(variation) + 1))
     ax.set_xlabel("principal component (of the PromptEOL embeddings)")
     ax.set_ylabel("|mean coefficient difference|")
     ax.set_title(f"{results['model']}: PromptEOL vs mean pooling, per component (PC1 in red)")
