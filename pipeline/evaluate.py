@@ -42,7 +42,8 @@ def _with(args: argparse.Namespace, **overrides) -> argparse.Namespace:
 
 
 def _cached(path_fn, args: argparse.Namespace, dataset: Dataset, name: str) -> Path:
-    """Reuse a run file when it exists and is newer than its input; else make it."""
+    """Reuse a run file when it exists (`--force` reruns it); else make it. Indexes are rebuilt by their own stages
+    when their inputs change, so after a rebuild pass --force to refresh the runs."""
     path = run_dir(args) / f"{name}.trec"
     if path.exists() and not args.force:
         return path
