@@ -54,6 +54,8 @@ def p_text(p: float | None) -> str:
     """A p-value as people read it: '<0.001' rather than 0, three significant digits otherwise."""
     if p is None:
         return ""
+    if p != p:  # NaN: the two runs score every query the same
+        return "n/a"
     return "<0.001" if p < 0.001 else f"{p:.3g}"
 
 
