@@ -25,7 +25,7 @@ from pipeline.project import EMPTY_TERM, add_variant_args, project, variant_name
 
 
 def _count_collection(collection: Path) -> tuple[int, Counter]:
-    """Documents in a JsonVectorCollection folder and the document frequency of each term."""
+    """Documents in a collection folder and the document frequency of each vector term (none for JsonCollection)."""
     documents, df = 0, Counter()
     for part in sorted(collection.glob("*.jsonl")):
         with part.open(encoding="utf-8") as handle:
@@ -46,8 +46,7 @@ def lucene_doc_count(index_dir: Path) -> int:
 def build_lucene(collection: Path, index_dir: Path, impact: bool, threads: int = 2) -> dict:
     """Run IndexCollection into `<index_dir>.tmp`, check the count, rename; returns counts and timing."""
     start_jvm()
-    expected, df = _count_collection(collection) if impact else (sum(1 for p in collection.glob("*.jsonl")
-                                                                   for line in p.open(encoding="utf-8") if line.strip()), Counter())
+    expected, df = _count_collection(collection)
     tmp = index_dir.with_name(index_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     args = ["-collection", "JsonVectorCollection" if impact else "JsonCollection", "-input", str(collection),

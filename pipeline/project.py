@@ -111,8 +111,8 @@ def project(args: argparse.Namespace) -> Path:
     with folder_lock(out):
         embeddings_manifest = read_json(base / "embeddings" / "manifest.json", "embeddings manifest")
         done = out / "manifest.json"
-        if done.exists() and read_json(done).get("settings") == settings \
-                and read_json(done).get("embeddings_written") == embeddings_manifest["written"]:
+        previous = read_json(done) if done.exists() else {}
+        if previous.get("settings") == settings and previous.get("embeddings_written") == embeddings_manifest["written"]:
             print(f"collection up to date: {out / 'collection'}")
             return out
         started = time.time()
