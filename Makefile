@@ -18,7 +18,7 @@ MODEL_ARGS = --model $(model) $(if $(pooling),--pooling $(pooling)) $(if $(devic
 PROJECT_ARGS = $(if $(k),--k $(k)) $(if $(weighting),--weighting $(weighting)) $(if $(normalize),--normalize $(normalize)) \
 	$(if $(vocab),--vocab $(vocab)) $(if $(pc1),--pc1 $(pc1)) $(if $(source),--source $(source))
 
-.PHONY: help setup test demo encode project index eval sweep analyze bench explain
+.PHONY: help setup test demo encode project index eval sweep analyze bench explain train
 help:
 	@echo "make setup                       create .venv and install pinned requirements (idempotent)"
 	@echo "make test                        run the test suite (real Lucene, FAISS, SmolLM2, scifact slices)"
@@ -29,6 +29,8 @@ help:
 	@echo "make analyze dataset=D [model=M] [n=300]  alignment metrics (hit@k, local, global), PC1 plots, report"
 	@echo "make bench dataset=D [model=M]   query/doc path costs as ratios (sparse vs dense vs BM25 vs SPLADE), footprint, scaling"
 	@echo "make explain dataset=D qid=Q     shared terms and their score contributions for one query"
+	@echo "make train [model=M] [steps=120] [data=supervised,corpus] [batch=16] [name=M-ft]  InfoNCE fine-tuning -> models/<name>/"
+	@echo "make eval model=smollm2-ft also=smollm2   the trained embedder's runs beside the backbone's in one leaderboard"
 	@echo "Parameters also: split=test|train data_dir=FOLDER BEIR_DIR=FOLDER device=cpu|cuda|mps shards=S shard=i"
 
 setup: $(STAMP)
@@ -53,7 +55,7 @@ index: encode
 	$(PY) -m pipeline.index $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
 
 eval: setup
-	$(PY) -m pipeline.evaluate $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
+	$(PY) -m pipeline.evaluate $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS) $(if $(also),--also $(also))
 
 sweep: encode
 	$(PY) -m pipeline.sweep --dataset $(dataset) $(MODEL_ARGS)
@@ -67,5 +69,9 @@ bench: setup
 explain: setup
 	@test -n "$(qid)" || { echo 'error: give a query id, e.g. make explain qid=1'; exit 2; }
 	$(PY) -m pipeline.search $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS) --explain $(qid)
+
+train: setup
+	$(PY) -m pipeline.train --dataset $(dataset) $(MODEL_ARGS) $(if $(data_dir),--data-dir $(data_dir)) \
+		$(if $(steps),--steps $(steps)) $(if $(data),--data $(data)) $(if $(batch),--batch $(batch)) $(if $(name),--name $(name))
 
 demo: index eval

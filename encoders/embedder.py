@@ -40,34 +40,46 @@ class Embedder:
     def _prompt_ids(self, instruction: str) -> tuple[list[int], list[int]]:
         prefix, _, suffix = self.preset.template.partition("{text}")
         encode = lambda s: self.tokenizer(s, add_special_tokens=False)["input_ids"] if s else []  # noqa: E731
-        bos = [self.tokenizer.bos_token_id] if getattr(self.tokenizer, "add_bos_token", False) and \
-            self.tokenizer.bos_token_id is not None else []
-        return bos + encode(instruction + prefix), encode(suffix)
+        return self._leading_specials() + encode(instruction + prefix), encode(suffix)
+
+    def _leading_specials(self) -> list[int]:
+        """The special ids the tokenizer itself puts before a text (Gemma's <bos>, Llama's <s>; none for SmolLM2).
+
+        Asked of the tokenizer by example, because `add_bos_token` is not set on every tokenizer that adds one, and a
+        Gemma forward without its <bos> decodes to punctuation instead of key tokens."""
+        plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+        full = self.tokenizer("a")["input_ids"]
+        return full[:full.index(plain[0])] if plain and plain[0] in full else []
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
-    @torch.inference_mode()
-    def encode(self, texts: list[str], is_query: bool = False, progress=None) -> EncodedBatch:
-        """Embed texts in length-sorted batches (little padding), returning them in input order."""
+    def prompt_inputs(self, texts: list[str], is_query: bool) -> tuple[list[list[int]], list[list[int]], int]:
+        """Each text's own token ids, and the model inputs (instruction + template around the truncated text)."""
         instruction = self.preset.query_instruction if is_query else self.preset.doc_instruction
         max_length = self.preset.query_max_length if is_query else self.preset.max_length
         head, tail = self._prompt_ids(instruction)
         budget = max(1, max_length - len(head) - len(tail))
         own = self.tokenize(texts)
-        inputs = [head + ids[:budget] + tail for ids in own]
+        return own, [head + ids[:budget] + tail for ids in own], budget
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str], is_query: bool = False, progress=None) -> EncodedBatch:
+        """Embed texts in length-sorted batches (little padding), returning them in input order."""
+        own, inputs, budget = self.prompt_inputs(texts, is_query)
         order = sorted(range(len(texts)), key=lambda i: (-len(inputs[i]), i))
         hidden = self.loaded.lm_head.shape[1] if self.loaded.lm_head is not None else self.loaded.model.config.hidden_size
         out = np.zeros((len(texts), hidden), dtype=np.float32)
         for start in range(0, len(order), self.preset.batch_size):
             batch = order[start:start + self.preset.batch_size]
-            out[batch] = self._pool([inputs[i] for i in batch])
+            out[batch] = self.pool([inputs[i] for i in batch]).cpu().numpy()
             if progress is not None:
                 progress.update(len(batch))
         truncated = np.array([len(ids) > budget for ids in own], dtype=bool)
         return EncodedBatch(out, [np.asarray(ids, dtype=np.int32) for ids in own], truncated)
 
-    def _pool(self, sequences: list[list[int]]) -> np.ndarray:
+    def pool(self, sequences: list[list[int]]) -> torch.Tensor:
+        """Pooled float32 embeddings [n, hidden] of prompt-wrapped id lists; differentiable (training uses it)."""
         width = max(len(s) for s in sequences)
         ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -89,4 +101,4 @@ class Embedder:
             pooled = (states * positions).sum(1) / positions.sum(1)
         else:
             raise ValueError(f"pooling {pooling!r} is not a decoder pooling")
-        return pooled.cpu().numpy()
+        return pooled

@@ -7,6 +7,8 @@ Nie et al. (2025). Any other HF id or local path works as `model=<id or path>` w
 """
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -15,6 +17,12 @@ from pipeline.errors import InputError
 PROMPTEOL_TEMPLATE = 'This passage : "{text}" means in one word:"'
 
 POOLINGS = ("last", "mean", "weighted-mean", "prompteol")
+TRAINED_PRESET_FILE = "keytokens-preset.json"  # written by `make train` beside a trained model's weights
+
+
+def models_root() -> Path:
+    """Where `make train` puts trained embedders (models/ in the repo; KEYTOKENS_MODELS moves it)."""
+    return Path(os.environ.get("KEYTOKENS_MODELS", Path(__file__).resolve().parent.parent / "models"))
 
 
 @dataclass(frozen=True)
@@ -71,15 +79,20 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 def resolve_preset(model: str, pooling: str | None = None, max_length: int | None = None,
                    batch_size: int | None = None) -> Preset:
     """A preset by name, or an ad-hoc decoder preset for an HF id / local path; overrides applied on top."""
+    trained = _trained_preset(model)
     if model in PRESETS:
         preset = PRESETS[model]
+    elif trained is not None:
+        preset = trained
     elif "/" in model or model.endswith(".gguf") or model.startswith((".", "~")):
         looks_local = model.endswith(".gguf") or model.startswith((".", "/", "~"))
         if looks_local and not Path(model).expanduser().exists():
             raise InputError(f"model path {model} does not exist; pass an existing .gguf file, a model folder or an HF id")
         preset = Preset(name=_name_for(model), source=model)
     else:
-        raise InputError(f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}), an HF id like org/name, "
+        trained_names = sorted(p.parent.parent.name for p in models_root().glob(f"*/model/{TRAINED_PRESET_FILE}"))
+        raise InputError(f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}), a trained model "
+                         f"({', '.join(trained_names) or 'none yet: make train'}), an HF id like org/name, "
                          f"or a local folder / .gguf file")
     if pooling:
         if pooling not in POOLINGS:
@@ -94,6 +107,15 @@ def resolve_preset(model: str, pooling: str | None = None, max_length: int | Non
     if batch_size:
         preset = replace(preset, batch_size=batch_size)
     return preset
+
+
+def _trained_preset(model: str) -> Preset | None:
+    """A model trained by `make train`, by name (models/<name>/model) or by its folder: pooling and prompts included."""
+    for folder in (models_root() / model / "model", Path(model).expanduser()):
+        path = folder / TRAINED_PRESET_FILE
+        if path.is_file():
+            return replace(Preset(**json.loads(path.read_text(encoding="utf-8"))), source=str(folder.resolve()))
+    return None
 
 
 def _name_for(source: str) -> str:

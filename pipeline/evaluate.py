@@ -16,6 +16,7 @@ import time
 from copy import copy
 from pathlib import Path
 
+from encoders.presets import models_root, resolve_preset
 from pipeline.artifacts import read_json, versions, write_json
 from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
 from pipeline.encode import add_model_args, dataset_key, encode_corpus
@@ -143,6 +144,7 @@ def evaluate_runs(args: argparse.Namespace, dataset: Dataset, paths: list[Path])
         rows.append({"name": path.stem, "kind": info.get("kind"), "model": info.get("model"),
                      "variant": info.get("variant"), "query_mode": info.get("query_mode"), "k": info.get("k"),
                      "llm_forward_per_query": info.get("llm_forward_per_query"),
+                     "trained_on": training_label(info.get("model")),
                      "metrics": {m: round(float(result["scores"][m]), 4) for m in METRICS},
                      "p_vs_dense": (round(float(result["comparisons"][dense]["ndcg@10"]), 4)
                                     if dense in result.get("comparisons", {}) else None),
@@ -164,19 +166,30 @@ def evaluate_runs(args: argparse.Namespace, dataset: Dataset, paths: list[Path])
             "best_control": best_control, "versions": versions(), "notes": dataset.notes}
 
 
+def training_label(model: str | None) -> str:
+    """What a run's embedder was trained on, for the leaderboard: the labels `make train` wrote, or ''."""
+    if not model:
+        return ""
+    path = models_root() / model / "manifest.json"
+    return ", ".join(read_json(path)["labels"]) if path.is_file() else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("pipeline.evaluate", __doc__, add_dataset_args, add_model_args, add_variant_args, add_search_args)
     parser.add_argument("--quick", action="store_true", help="only BM25, dense and the default sparse variant")
     parser.add_argument("--no-train", action="store_true", help="skip the train-split runs that tune the wsum fusion")
     parser.add_argument("--force", action="store_true", help="rerun searches even when run files exist")
+    parser.add_argument("--also", nargs="*", default=[], metavar="MODEL",
+                        help="more embedders whose runs join the leaderboard (e.g. the backbone of a trained model)")
     args = parser.parse_args(argv)
-    from encoders.presets import resolve_preset
-
     args.model_name = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size).name
     started = time.time()
     dataset = dataset_from_args(args)
     print(dataset.summary())
     paths = produce_runs(args, dataset)
+    for other in args.also:
+        other_args = _with(args, model=other, model_name=resolve_preset(other, args.pooling).name)
+        paths += [p for p in produce_runs(other_args, dataset) if p not in paths]
     train_paths = None
     if not (args.no_train or args.quick or args.limit) and args.split != "train":
         train_args = _with(args, split="train")

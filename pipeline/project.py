@@ -129,7 +129,7 @@ def project(args: argparse.Namespace) -> Path:
             vectors, scale = _hybrid_vectors(vocab, adjust_pc1(embeddings, pc1), loaded.lm_head, tokens)
         else:
             pc1 = pc1_setting(embeddings, str(settings["pc1"]), _local_alignment_score(vocab, loaded.lm_head, tokens))
-            vectors, scale = _aligned_vectors(vocab, adjust_pc1(embeddings, pc1), loaded.lm_head, tokens, settings)
+            vectors, scale = aligned_vectors(vocab, adjust_pc1(embeddings, pc1), loaded.lm_head, tokens, settings)
         collection = out / "collection"
         collection.mkdir(parents=True, exist_ok=True)
         for old in collection.glob("part-*.jsonl"):
@@ -195,7 +195,7 @@ def _term_index(vocab: Vocabulary) -> dict[str, list[int]]:
     return term_ids
 
 
-def _aligned_vectors(vocab: Vocabulary, embeddings: np.ndarray, lm_head, tokens: list[np.ndarray],
+def aligned_vectors(vocab: Vocabulary, embeddings: np.ndarray, lm_head, tokens: list[np.ndarray],
                      settings: dict) -> tuple[list[dict[str, int]], float]:
     k = int(settings["k"])
     if k >= len(vocab):

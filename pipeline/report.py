@@ -85,15 +85,15 @@ def leaderboard(results: dict) -> str:
     head = [f"# Leaderboard: {results['dataset']} ({results['split']}, {results['queries']} queries, "
             f"{results['documents']} documents)", ""]
     head += [f"- {line}" for line in key_figure(results)] + [""]
-    table = ["| run | kind | nDCG@10 | R@100 | R@1000 | MRR@10 | p vs dense | LLM forward / query | index size | terms / doc |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    table = ["| run | kind | nDCG@10 | R@100 | R@1000 | MRR@10 | p vs dense | LLM forward / query | index size | terms / doc "
+             "| embedder training |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in sorted(results["runs"], key=lambda r: -r["metrics"]["ndcg@10"]):
         m = row["metrics"]
         size, terms = _footprint(row)
         llm = {True: "yes", False: "no"}.get(row.get("llm_forward_per_query"), "mixed" if row["kind"] == "fusion" else "")
         p = p_text(row.get("p_vs_dense"))
         table.append(f"| {row['name']} | {row['kind']} (ours) | {m['ndcg@10']:.4f} | {m['recall@100']:.4f} | "
-                     f"{m['recall@1000']:.4f} | {m['mrr@10']:.4f} | {p} | {llm} | {size} | {terms} |")
+                     f"{m['recall@1000']:.4f} | {m['mrr@10']:.4f} | {p} | {llm} | {size} | {terms} | {row.get('trained_on', '')} |")
     published = PUBLISHED.get(dataset, [])
     if published:
         table.append("")

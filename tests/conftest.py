@@ -25,10 +25,11 @@ def beir_dir() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_outputs(tmp_path_factory):
-    """Indexes and runs of the test session go to a temporary folder, never into the user's indexes/ or runs/."""
+    """Indexes, runs and trained models of the test session go to a temporary folder, never into the repo's."""
     root = tmp_path_factory.mktemp("keytokens")
     os.environ["KEYTOKENS_INDEXES"] = str(root / "indexes")
     os.environ["KEYTOKENS_RUNS"] = str(root / "runs")
+    os.environ["KEYTOKENS_MODELS"] = str(root / "models")
     os.environ["BEIR_DIR"] = str(beir_dir())
     yield root
 

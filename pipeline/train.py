@@ -1,0 +1,298 @@
+"""Stage 0, train: contrastive fine-tuning of a decoder embedder, the way E5-Mistral / GritLM / LLM2Vec were made.
+
+InfoNCE with in-batch negatives (cosine / temperature) on the preset's pooling (PromptEOL by default, or mean).
+Training pairs, each source switchable (`--data`) and recorded in the manifest:
+  supervised  the dataset's train split only (claim -> each cited document), never test; a seeded part of the
+              train queries (`--dev-queries`) is held out for the learning curve and never trained on;
+  corpus      title -> abstract pairs of the corpus (label-free in-domain adaptation; results trained with it are
+              labelled "adapted on the target corpus" in every leaderboard, as BEIR papers do for GPL).
+Each batch takes an equal share of every enabled source. The token embeddings (and so the tied LM head) and the
+final norm stay frozen: the aligned tokens of the trained embedder are read through the backbone's own head.
+
+Written under `models/<name>/` (git-ignored; KEYTOKENS_MODELS moves it): `checkpoint.pt` (resume state, written
+atomically every `--save-every` steps: a killed run resumes where it stopped and ends with the same weights),
+`model/` (a Hugging Face folder plus `keytokens-preset.json`, so `model=<name>` works in every stage),
+`manifest.json` (base model, data, steps, loss curve, dev nDCG@10 curve, timings) and `training.png`.
+The batch of step s is a function of (seed, s) only, so resuming replays exactly the batches a straight run sees.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from encoders.embedder import Embedder
+from encoders.models import LoadedModel, load_model
+from encoders.presets import Preset, models_root, resolve_preset
+from pipeline.artifacts import folder_lock, manifest, write_bytes_with, write_json
+from pipeline.datasets import Dataset, add_dataset_args, load_dataset
+from pipeline.encode import add_model_args
+from pipeline.errors import InputError, cli_main, stage_parser
+
+DATA_SOURCES = ("supervised", "corpus")
+ADAPTED_LABEL = "adapted on the target corpus"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One positive pair: a query-side text and the document-side text it should retrieve."""
+
+    query: str
+    doc: str
+    doc_id: str
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that decides the trained weights; a resumed run must match it (except `steps`)."""
+
+    base: str
+    pooling: str
+    data: tuple[str, ...]
+    batch_size: int = 16
+    lr: float = 2e-5
+    temperature: float = 0.05
+    query_max_length: int = 48
+    doc_max_length: int = 128
+    warmup: int = 10
+    seed: int = 13
+    dev_queries: int = 60
+    grad_checkpointing: bool = False
+
+
+def split_dev(train: Dataset, n_dev: int, seed: int) -> tuple[list[str], list[str]]:
+    """Train query ids -> (trained on, held out for the learning curve); seeded, so every run holds out the same."""
+    ids = sorted(q for q in train.queries if any(r > 0 for r in train.qrels.get(q, {}).values()))
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(ids, size=min(n_dev, len(ids) // 5), replace=False).tolist()) if n_dev else set()
+    return [q for q in ids if q not in held], sorted(held)
+
+
+def training_pairs(train: Dataset, sources: tuple[str, ...], query_ids: list[str]) -> dict[str, list[Pair]]:
+    """Positive pairs per source: supervised (train claims -> cited docs) and/or corpus (title -> abstract)."""
+    pairs: dict[str, list[Pair]] = {}
+    if "supervised" in sources:
+        pairs["supervised"] = [Pair(train.queries[q], train.corpus[d].contents, d)
+                               for q in query_ids for d, rel in sorted(train.qrels[q].items()) if rel > 0]
+    if "corpus" in sources:
+        pairs["corpus"] = [Pair(doc.title, doc.text, doc_id) for doc_id, doc in train.corpus.items()
+                           if doc.title.strip() and doc.text.strip()]
+    for source, found in pairs.items():
+        if not found:
+            raise InputError(f"data={source}: dataset {train.name} gives no training pairs of that kind; choose "
+                             f"another --data source ({', '.join(DATA_SOURCES)})")
+    return pairs
+
+
+@lru_cache(maxsize=64)
+def _permutation(seed: int, source: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, source, epoch]).permutation(n)
+
+
+def batch_at(step: int, pairs: dict[str, list[Pair]], batch_size: int, seed: int) -> list[Pair]:
+    """The batch of step `step`: an equal share of each source, walking seeded per-epoch permutations."""
+    batch = []
+    names = sorted(pairs)
+    for number, name in enumerate(names):
+        share = batch_size // len(names) + (1 if number < batch_size % len(names) else 0)
+        items = pairs[name]
+        for position in range(step * share, (step + 1) * share):
+            epoch, offset = divmod(position, len(items))
+            batch.append(items[_permutation(seed, number, epoch, len(items))[offset]])
+    return batch
+
+
+def info_nce(queries: torch.Tensor, docs: torch.Tensor, doc_ids: list[str], temperature: float) -> torch.Tensor:
+    """InfoNCE of query i against doc i, the other docs of the batch as negatives (same-document copies masked)."""
+    logits = F.normalize(queries, dim=-1) @ F.normalize(docs, dim=-1).T / temperature
+    same = torch.tensor([[a == b for b in doc_ids] for a in doc_ids], device=logits.device)
+    logits = logits.masked_fill(same & ~torch.eye(len(doc_ids), dtype=torch.bool, device=logits.device), float("-inf"))
+    return F.cross_entropy(logits, torch.arange(len(doc_ids), device=logits.device))
+
+
+class Trainer:
+    """A private copy of the base model, its frozen parts, the optimizer, and one step of InfoNCE."""
+
+    def __init__(self, preset: Preset, loaded: LoadedModel, settings: TrainSettings) -> None:
+        self.settings = settings
+        model = copy.deepcopy(loaded.model)  # load_model's copy is shared (lru_cache) and must stay the backbone
+        model.train()
+        frozen = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
+        norm = getattr(model.base_model, "norm", None) or getattr(model.base_model, "final_layernorm", None)
+        if norm is not None:
+            frozen |= {id(p) for p in norm.parameters()}
+        for parameter in model.parameters():
+            parameter.requires_grad = id(parameter) not in frozen
+        if settings.grad_checkpointing:
+            model.gradient_checkpointing_enable()
+        self.model = model
+        train_preset = replace(preset, query_max_length=settings.query_max_length, max_length=settings.doc_max_length)
+        self.embedder = Embedder(train_preset, replace(loaded, model=model))
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.lr)
+        self.inputs: dict[tuple[bool, str], list[int]] = {}
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
+
+    def _ids(self, texts: list[str], is_query: bool) -> list[list[int]]:
+        """Prompt-wrapped token ids, tokenized once per text (cached tokenisation)."""
+        missing = [t for t in dict.fromkeys(texts) if (is_query, t) not in self.inputs]
+        if missing:
+            _, inputs, _ = self.embedder.prompt_inputs(missing, is_query)
+            self.inputs.update({(is_query, t): ids for t, ids in zip(missing, inputs)})
+        return [self.inputs[(is_query, t)] for t in texts]
+
+    def step(self, batch: list[Pair], step: int) -> float:
+        """One optimizer step on one batch; returns the loss before the update."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.settings.lr * min(1.0, (step + 1) / max(1, self.settings.warmup))
+        queries = self.embedder.pool(self._ids([p.query for p in batch], True))
+        docs = self.embedder.pool(self._ids([p.doc for p in batch], False))
+        loss = info_nce(queries, docs, [p.doc_id for p in batch], self.settings.temperature)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def save_checkpoint(self, path: Path, state: dict) -> None:
+        payload = {**state, "trainable": self.trainable_state(), "optimizer": self.optimizer.state_dict()}
+        write_bytes_with(path, lambda tmp: torch.save(payload, tmp))
+
+    def load_checkpoint(self, path: Path) -> dict:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in payload.pop("trainable").items():
+                params[name].copy_(value)
+        self.optimizer.load_state_dict(payload.pop("optimizer"))
+        return payload
+
+
+def model_folder(name: str) -> Path:
+    return models_root() / name
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Train (or resume) `models/<name>/` to `args.steps` steps and export the model folder."""
+    from pipeline.train_curve import DevSet, dev_ndcg, plot_training
+
+    preset = resolve_preset(args.model, args.pooling)
+    if preset.kind != "decoder":
+        raise InputError(f"model={args.model}: only decoder embedders are trained here (SPLADE is trained elsewhere)")
+    sources = tuple(s.strip() for s in args.data.split(",") if s.strip())
+    unknown = [s for s in sources if s not in DATA_SOURCES]
+    if unknown or not sources:
+        raise InputError(f"data={args.data}: choose one or more of {', '.join(DATA_SOURCES)}, comma-separated")
+    if args.steps <= 0 or args.train_batch < 2:
+        raise InputError(f"steps={args.steps} batch={args.train_batch}: need steps >= 1 and batch >= 2 (in-batch negatives)")
+    settings = TrainSettings(base=preset.name, pooling=preset.pooling, data=sources, batch_size=args.train_batch,
+                             lr=args.lr, temperature=args.temperature, seed=args.seed, dev_queries=args.dev_queries,
+                             query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
+                             grad_checkpointing=args.grad_checkpointing)
+    name = args.name or f"{preset.name}-ft"
+    folder = model_folder(name)
+    with folder_lock(folder):
+        torch.manual_seed(settings.seed)
+        torch.set_num_threads(os.cpu_count() or 1)
+        train_split = load_dataset(args.dataset, "train", args.data_dir, args.beir_dir)
+        trained_ids, dev_ids = split_dev(train_split, settings.dev_queries, settings.seed)
+        pairs = training_pairs(train_split, sources, trained_ids)
+        loaded = load_model(preset, args.device)
+        trainer = Trainer(preset, loaded, settings)
+        checkpoint = folder / "checkpoint.pt"
+        state = {"step": 0, "losses": [], "curve": [], "seconds": 0.0, "settings": asdict(settings)}
+        if checkpoint.exists():
+            state = trainer.load_checkpoint(checkpoint)
+            if state["settings"] != asdict(settings):
+                changed = sorted(k for k in asdict(settings) if state["settings"].get(k) != asdict(settings)[k])
+                raise InputError(f"{checkpoint} was trained with other settings ({', '.join(changed)} differ); "
+                                 f"delete {folder} or pass --name for a new model")
+            print(f"resuming {name} at step {state['step']} of {args.steps}")
+        dev = DevSet.build(train_split, dev_ids, args.dev_docs, settings.seed) if args.eval_every and dev_ids else None
+        if dev and state["step"] == 0 and not state["curve"]:
+            state["curve"].append({"step": 0, **dev_ndcg(trainer, dev)})
+        started = time.time() - state["seconds"]
+        with tqdm(total=args.steps, initial=state["step"], desc=f"train {name}", unit="step") as bar:
+            while state["step"] < args.steps:
+                step = state["step"]
+                loss = trainer.step(batch_at(step, pairs, settings.batch_size, settings.seed), step)
+                state["losses"].append(loss)
+                state["step"] = step + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", avg10=f"{np.mean(state['losses'][-10:]):.3f}")
+                done = state["step"] == args.steps
+                if dev and (state["step"] % args.eval_every == 0 or done):
+                    state["curve"].append({"step": state["step"], **dev_ndcg(trainer, dev)})
+                    bar.write(f"step {state['step']}: dev {state['curve'][-1]}")
+                if state["step"] % args.save_every == 0 or done:
+                    state["seconds"] = time.time() - started
+                    trainer.save_checkpoint(checkpoint, state)
+        export(trainer, preset, folder, name, settings, state, pairs, len(dev_ids), args)
+        if state["losses"]:
+            plot_training(state, folder / "training.png", name)
+    print(f"trained model: {folder / 'model'} (use model={name})")
+    return folder
+
+
+def export(trainer: Trainer, preset: Preset, folder: Path, name: str, settings: TrainSettings, state: dict,
+           pairs: dict[str, list[Pair]], dev_queries: int, args: argparse.Namespace) -> None:
+    """The Hugging Face folder (+ the preset that reproduces its pooling and prompts) and the manifest."""
+    target = folder / "model"
+    tmp = folder / "model.tmp"
+    trainer.model.eval()
+    trainer.model.save_pretrained(str(tmp))
+    trainer.embedder.tokenizer.save_pretrained(str(tmp))
+    labels = [f"fine-tuned from {preset.name}"] + (["on the train split"] if "supervised" in settings.data else []) + \
+        ([ADAPTED_LABEL] if "corpus" in settings.data else [])
+    trained_preset = replace(preset, name=name, source=str(target), backbone=preset.backbone,
+                             note=f"{', '.join(labels)} ({args.dataset}; {state['step']} steps)")
+    write_json(tmp / "keytokens-preset.json", trained_preset.describe())
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    tmp.replace(target)
+    write_json(folder / "manifest.json", manifest(
+        "train", name=name, base_model=preset.name, base_source=preset.source, dataset=args.dataset,
+        data=list(settings.data), labels=labels, settings=asdict(settings), steps=state["step"],
+        pairs={source: len(found) for source, found in pairs.items()}, dev_queries_held_out=dev_queries,
+        losses=[round(x, 5) for x in state["losses"]], dev_curve=state["curve"],
+        seconds=round(state["seconds"], 1), frozen="token embeddings (tied LM head) and final norm"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser("pipeline.train", __doc__, add_dataset_args, add_model_args)
+    group = parser.add_argument_group("training")
+    group.add_argument("--data", default="supervised,corpus", help="pair sources, comma-separated: supervised "
+                       "(train split claims -> cited docs), corpus (title -> abstract); default both")
+    group.add_argument("--steps", type=int, default=120, help="optimizer steps (default 120: about 25 min on 2 cores)")
+    group.add_argument("--batch", dest="train_batch", type=int, default=16, help="pairs per step (in-batch negatives)")
+    group.add_argument("--lr", type=float, default=2e-5)
+    group.add_argument("--temperature", type=float, default=0.05)
+    group.add_argument("--query-max-length", type=int, default=48)
+    group.add_argument("--doc-max-length", type=int, default=128)
+    group.add_argument("--seed", type=int, default=13)
+    group.add_argument("--name", default=None, help="trained model name (default <model>-ft, e.g. smollm2-ft)")
+    group.add_argument("--save-every", type=int, default=20, help="checkpoint every N steps (resume point)")
+    group.add_argument("--eval-every", type=int, default=40, help="dev nDCG@10 every N steps; 0 turns it off")
+    group.add_argument("--dev-queries", type=int, default=60, help="train queries held out for the curve")
+    group.add_argument("--dev-docs", type=int, default=300, help="documents of the dev ranking (judged + random)")
+    group.add_argument("--grad-checkpointing", action="store_true", help="less memory, about 30%% more time")
+    args = parser.parse_args(argv)
+    train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    cli_main(main)

@@ -1,0 +1,99 @@
+"""`make train` on a tiny budget with the real SmolLM2 and real scifact pairs: the loss falls, resume is exact,
+the trained model is a preset whose LM head is still the backbone's."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pipeline.train import batch_at, info_nce, split_dev, training_pairs
+from pipeline.train import main as train_main
+
+TINY = ["--dataset", "scifact", "--batch", "4", "--query-max-length", "16", "--doc-max-length", "32",
+        "--eval-every", "0", "--save-every", "1", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def train_split():
+    from pipeline.datasets import load_dataset
+
+    return load_dataset("scifact", "train")
+
+
+def test_pairs_never_use_held_out_or_test_queries(train_split):
+    trained, dev = split_dev(train_split, 60, 13)
+    assert len(dev) == 60 and not set(trained) & set(dev)
+    pairs = training_pairs(train_split, ("supervised",), trained)["supervised"]
+    texts = {p.query for p in pairs}
+    assert texts and not texts & {train_split.queries[q] for q in dev}
+    from pipeline.datasets import load_dataset
+
+    assert not texts & set(load_dataset("scifact", "test").queries.values())
+
+
+def test_batches_are_a_function_of_the_step(train_split):
+    pairs = training_pairs(train_split, ("supervised", "corpus"), split_dev(train_split, 60, 13)[0])
+    first = batch_at(7, pairs, 16, 13)
+    assert first == batch_at(7, pairs, 16, 13) and first != batch_at(8, pairs, 16, 13)
+    assert sum(p in pairs["supervised"] for p in first) == 8  # an equal share of each source
+
+
+def test_info_nce_masks_copies_of_the_positive():
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    d = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    # the same document twice: the second query's "negative" is its own positive and must not count
+    assert info_nce(q, d, ["a", "a"], 0.05) < info_nce(q, d, ["a", "b"], 0.05)
+
+
+def test_loss_falls_on_a_repeated_batch(train_split):
+    from encoders.models import load_model
+    from encoders.presets import resolve_preset
+    from pipeline.train import Trainer, TrainSettings
+
+    preset = resolve_preset("smollm2")
+    loaded = load_model(preset, "cpu")
+    before = loaded.model.model.layers[0].mlp.up_proj.weight.clone()
+    trainer = Trainer(preset, loaded, TrainSettings(base="smollm2", pooling="prompteol", data=("corpus",), lr=1e-4,
+                                                    warmup=1, query_max_length=16, doc_max_length=32))
+    batch = batch_at(0, training_pairs(train_split, ("corpus",), []), 4, 13)
+    losses = [trainer.step(batch, step) for step in range(4)]
+    assert losses[-1] < losses[0]
+    assert torch.equal(loaded.model.model.layers[0].mlp.up_proj.weight, before)  # the shared backbone is untouched
+    assert torch.equal(trainer.model.get_output_embeddings().weight, loaded.model.get_output_embeddings().weight)
+
+
+def test_resume_gives_the_same_weights_and_a_usable_preset(isolated_outputs):
+    models = isolated_outputs / "models"
+    train_main(TINY + ["--steps", "3", "--name", "straight"])
+    train_main(TINY + ["--steps", "1", "--name", "resumed"])
+    train_main(TINY + ["--steps", "3", "--name", "resumed"])
+    straight = load_file(models / "straight" / "model" / "model.safetensors")
+    resumed = load_file(models / "resumed" / "model" / "model.safetensors")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.allclose(straight[k], resumed[k], atol=1e-6) for k in straight)
+    info = json.loads((models / "resumed" / "manifest.json").read_text())
+    assert info["steps"] == 3 and len(info["losses"]) == 3
+    assert "adapted on the target corpus" in info["labels"]
+    assert (models / "resumed" / "training.png").stat().st_size > 10_000
+
+    from encoders.embedder import Embedder
+    from encoders.models import load_model
+    from encoders.presets import resolve_preset
+
+    preset = resolve_preset("resumed")
+    assert preset.pooling == "prompteol" and preset.name == "resumed"
+    trained = load_model(preset, "cpu")
+    backbone = load_model(resolve_preset("smollm2"), "cpu")
+    assert torch.equal(trained.lm_head, backbone.lm_head)  # aligned tokens read through the backbone's head
+    embedding = Embedder(preset, trained).encode(["Vitamin D deficiency raises fracture risk."]).embeddings
+    assert embedding.shape == (1, backbone.lm_head.shape[1])
+
+
+def test_settings_change_on_resume_is_refused(isolated_outputs):
+    from pipeline.errors import InputError
+
+    train_main(TINY + ["--steps", "1", "--name", "changing"])
+    with pytest.raises(InputError, match="other settings"):
+        train_main(TINY + ["--steps", "2", "--name", "changing", "--lr", "1e-3"])
