@@ -26,7 +26,7 @@ help:
 	@echo "make index dataset=D [model=M] [k=K] [limit=N] [weighting=W] [normalize=on|off] [vocab=all|text] [pc1=off|remove|L]"
 	@echo "make eval dataset=D [model=M] [limit=N]   runs (sparse, dense, BM25, SPLADE, control), metrics, leaderboard"
 	@echo "make sweep dataset=D [model=M]   nDCG@10 over K / weighting / normalize / vocab / pc1 / query modes, plot; chosen on train"
-	@echo "make analyze dataset=D [model=M] [n=300]  alignment metrics (hit@k, local, global), PC1 plots, report"
+	@echo "make analyze dataset=D [model=M] [n=300] [versus=BACKBONE]  alignment metrics (hit@k, local, global), PC1 plots, report"
 	@echo "make bench dataset=D [model=M]   query/doc path costs as ratios (sparse vs dense vs BM25 vs SPLADE), footprint, scaling"
 	@echo "make explain dataset=D qid=Q     shared terms and their score contributions for one query"
 	@echo "make train [model=M] [steps=120] [data=supervised,corpus] [batch=16] [name=M-ft]  InfoNCE fine-tuning -> models/<name>/"
@@ -61,7 +61,7 @@ sweep: encode
 	$(PY) -m pipeline.sweep --dataset $(dataset) $(MODEL_ARGS)
 
 analyze: setup
-	$(PY) -m pipeline.analyze $(DATA_ARGS) $(MODEL_ARGS) $(if $(n),--n $(n))
+	$(PY) -m pipeline.analyze $(DATA_ARGS) $(MODEL_ARGS) $(if $(n),--n $(n)) $(if $(versus),--versus $(versus))
 
 bench: setup
 	$(PY) -m pipeline.bench $(DATA_ARGS) $(MODEL_ARGS)

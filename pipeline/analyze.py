@@ -1,15 +1,16 @@
 """make analyze: the paper's alignment and principal-component analysis for one decoder, as files and plots.
 
-For the first N corpus texts, embedded twice with the same LLM (mean pooling, where the paper says raw backbones
-fail to align, and the preset's PromptEOL pooling):
+For the first N corpus texts, embedded twice: with the same LLM under mean pooling (where the paper says raw
+backbones fail to align) and the preset's PromptEOL pooling; or, with `--versus BACKBONE`, by a trained embedder
+(`make train`) and the backbone it was trained from, the paper's embedder-vs-backbone case:
   alignment.json   hit@10, local and global alignment, with and without normalisation, with PC1 off / removed /
                    shifted by the lambda that maximises local alignment
   texts.md/.csv    per text: its top-10 aligned terms, `*` marking those that occur in the text
-  variation.png    per principal component, the mean coefficient difference between the two poolings
+  variation.png    per principal component, the mean coefficient difference between the two sources
   contribution.png logits of one text's top aligned tokens from the whole embedding, its PC1 part and the rest
   lambda.png       hit@10 and local alignment as e + lambda * u1 moves along PC1
   report.md        the numbers above in prose-ready tables
-Outputs under runs/<dataset>/analysis/<model>/. N defaults to 300 texts at 128 tokens (minutes on 2 cores).
+Outputs under runs/<dataset>/analysis/<model>[-vs-<backbone>]/. N defaults to 300 texts at 128 tokens (minutes on 2 cores).
 """
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ from encoders.alignment import measure
 from encoders.embedder import Embedder
 from encoders.models import load_model
 from encoders.pc1 import LAMBDA_GRID, principal_components
-from encoders.presets import resolve_preset
+from encoders.presets import Preset, resolve_preset
 from encoders.vocab import Vocabulary
 from pipeline.artifacts import manifest, write_json, write_text
 from pipeline.datasets import add_dataset_args, dataset_from_args
 from pipeline.encode import add_model_args
-from pipeline.errors import cli_main, stage_parser
+from pipeline.errors import InputError, cli_main, stage_parser
 from pipeline.search import run_dir
 
 COMPONENTS = 20
@@ -68,14 +69,15 @@ def analyze(args: argparse.Namespace) -> Path:
     docs = list(dataset.corpus.values())[: args.n]
     texts = [d.contents for d in docs]
     base = resolve_preset(args.model, None, args.max_length or 128, args.batch_size)
-    sources = {"mean": replace(base, pooling="mean", template="{text}"), base.pooling: base}
+    sources = embedding_sources(args, base)
     loaded = load_model(base, args.device)
-    embedded = {name: Embedder(p, loaded).encode(texts) for name, p in sources.items()}
+    embedded = {name: Embedder(p, load_model(p, args.device)).encode(texts) for name, p in sources.items()}
     tokens = next(iter(embedded.values())).token_ids
     vocabs = {"normalized": Vocabulary(loaded.tokenizer, True), "raw": Vocabulary(loaded.tokenizer, False)}
-    out = run_dir(args) / "analysis" / base.name
+    first, second = sources
+    out = run_dir(args) / "analysis" / (f"{base.name}-vs-{first}" if args.versus else base.name)
     results: dict = {"texts": len(texts), "model": base.name, "max_length": base.max_length, "alignment": {},
-                     "lambda_sweep": {}}
+                     "lambda_sweep": {}, "compared": [first, second]}
     for name, batch in embedded.items():
         mean, directions, _ = principal_components(batch.embeddings, 1)
         u1, coefficient = directions[0], float(mean @ directions[0])
@@ -96,10 +98,19 @@ def analyze(args: argparse.Namespace) -> Path:
                     results.setdefault("examples", {})[name] = [
                         {"id": d.doc_id, "text": d.contents[:120], "top10": [f"{t}*" if t in o else t for t in r[:10]]}
                         for d, o, r in zip(docs, own, ranked)]
-    prompt_name = base.pooling
-    results["variation"] = component_variation(embedded["mean"].embeddings, embedded[prompt_name].embeddings).tolist()
-    _write_outputs(out, results, embedded[prompt_name].embeddings, docs, vocabs["normalized"], loaded.lm_head)
+    results["variation"] = component_variation(embedded[first].embeddings, embedded[second].embeddings).tolist()
+    _write_outputs(out, results, embedded[second].embeddings, docs, vocabs["normalized"], loaded.lm_head)
     return out
+
+
+def embedding_sources(args: argparse.Namespace, base: Preset) -> dict[str, Preset]:
+    """The two embeddings compared, reference first: mean vs the preset's pooling, or backbone vs trained."""
+    if args.versus:
+        backbone = resolve_preset(args.versus, None, base.max_length, args.batch_size)
+        if backbone.name == base.name:
+            raise InputError(f"versus={args.versus}: compare the model with another one (its backbone), not itself")
+        return {backbone.name: backbone, base.name: base}
+    return {"mean": replace(base, pooling="mean", template="{text}"), base.pooling: base}
 
 
 def _write_outputs(out: Path, results: dict, embeddings: np.ndarray, docs, vocab: Vocabulary, lm_head) -> None:
@@ -115,9 +126,10 @@ def _write_outputs(out: Path, results: dict, embeddings: np.ndarray, docs, vocab
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.bar(range(1, len(variation) + 1), variation, color=["tab:red"] + ["tab:blue"] * (len(variation) - 1))
     ax.set_xticks(range(1, len(variation) + 1))
-    ax.set_xlabel("principal component (of the PromptEOL embeddings)")
+    first, second = results["compared"]
+    ax.set_xlabel(f"principal component (of the {second} embeddings)")
     ax.set_ylabel("|mean coefficient difference|")
-    ax.set_title(f"{results['model']}: PromptEOL vs mean pooling, per component (PC1 in red)")
+    ax.set_title(f"{results['model']}: {second} vs {first}, per component (PC1 in red)")
     fig.tight_layout(), fig.savefig(out / "variation.png", dpi=110), plt.close(fig)
 
     index = next((i for i, d in enumerate(docs) if d.doc_id == EXAMPLE_DOC), 0)
@@ -160,6 +172,8 @@ def _write_outputs(out: Path, results: dict, embeddings: np.ndarray, docs, vocab
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("pipeline.analyze", __doc__, add_dataset_args, add_model_args)
     parser.add_argument("--n", type=int, default=300, help="corpus texts to analyse (default 300)")
+    parser.add_argument("--versus", default=None, metavar="BACKBONE",
+                        help="compare with this model (a trained embedder's backbone) instead of mean pooling")
     analyze(parser.parse_args(argv))
     return 0
 

@@ -4,11 +4,13 @@ Machines are noisy, so every figure that matters is a ratio between systems time
   query path   per query (p50 / p95 / mean after warm-up, one thread): (a) sparse query=tokens, (b) sparse
                query=aligned, (c) dense (LLM query embedding + FAISS flat), (d) BM25, (e) SPLADE; encode and search
                timed apart; batch throughput with all threads
-  doc path     docs/s of the LLM forward alone vs forward + LM head + top-K + quantize + JSON line
+  doc path     docs/s of the LLM forward alone vs forward + LM head + top-K + quantize + JSON line, and a
+               torch.profiler table of the operators the forward spends its time in
   footprint    Lucene index bytes per variant (ours, SPLADE, BM25), FAISS float32 bytes, collection bytes,
-               postings per document, peak RSS of this process
-  indexing     Lucene impact indexing docs/s with 1 and 2 threads
-  scaling      index and search time at 10%, 30%, 100% of the corpus, a fitted slope, an estimate for 1M docs
+               postings per document
+  indexing     Lucene impact indexing docs/s with 1 and 2 threads, each in its own process (own peak RSS)
+  scaling      index and serve time and peak RSS at 10%, 30%, 100% of the corpus, encode time at 1%, 3%, 10% (and
+               100% from the encode manifest), fitted slopes and estimates for 1M documents
 Needs the indexes of `make eval`. Writes runs/bench/<dataset>.json and .md. Not a test: nothing here asserts.
 """
 from __future__ import annotations
@@ -33,7 +35,6 @@ from pipeline.artifacts import index_root, read_json, runs_root, write_json, wri
 from pipeline.datasets import add_dataset_args, dataset_from_args
 from pipeline.encode import add_model_args, dataset_key, load_shards, model_dir
 from pipeline.errors import InputError, cli_main, stage_parser
-from pipeline.index import build_lucene
 from pipeline.jvm import autoclass
 from pipeline.project import DEFAULTS, variant_name, variant_settings
 from pipeline.search import THREADS, impact_search, query_encoder, splade_queries, token_encoder
@@ -58,7 +59,7 @@ def _timed(fn, items) -> tuple[list, list[float]]:
     return out, times
 
 
-def _jmap(query: dict[str, int]):
+def java_query(query: dict[str, int]):
     JHashMap, JInt = autoclass("java.util.HashMap"), autoclass("java.lang.Integer")
     jquery = JHashMap()
     for term, weight in query.items():
@@ -74,13 +75,13 @@ def query_path(args, dataset, folder: Path, info: dict, preset, loaded) -> dict:
     result: dict = {}
 
     encoded, enc_t = _timed(tokens.encode, texts)
-    _, search_t = _timed(lambda q: searcher.search(_jmap(q), 1000) if q else [], encoded)
+    _, search_t = _timed(lambda q: searcher.search(java_query(q), 1000) if q else [], encoded)
     result["a sparse tokens"] = {"encode": _stats(enc_t), "search": _stats(search_t),
                                  "total": _stats(list(np.add(enc_t, search_t)))}
 
     aligned = query_encoder(argparse.Namespace(**{**vars(args), "query": "aligned", "qweight": "idf"}), folder, info)
     encoded_aligned, enc_a = _timed(aligned.encode, texts)
-    _, search_a = _timed(lambda q: searcher.search(_jmap(q), 1000) if q else [], encoded_aligned)
+    _, search_a = _timed(lambda q: searcher.search(java_query(q), 1000) if q else [], encoded_aligned)
     result["b sparse aligned"] = {"encode": _stats(enc_a), "search": _stats(search_a),
                                   "total": _stats(list(np.add(enc_a, search_a)))}
 
@@ -106,7 +107,7 @@ def query_path(args, dataset, folder: Path, info: dict, preset, loaded) -> dict:
         splade_searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(splade_folder / "lucene"))
         one = lambda t: splade_queries(dataset.__class__(dataset.name, "", "", {}, {"q": t}, {}), splade_info, "cpu")["q"]  # noqa: E731
         encoded_s, enc_s = _timed(one, texts)
-        _, search_s = _timed(lambda q: splade_searcher.search(_jmap(q), 1000), encoded_s)
+        _, search_s = _timed(lambda q: splade_searcher.search(java_query(q), 1000), encoded_s)
         result["e splade"] = {"encode": _stats(enc_s), "search": _stats(search_s), "total": _stats(list(np.add(enc_s, search_s)))}
 
     qids = list(dataset.queries)
@@ -137,7 +138,7 @@ def doc_path(dataset, preset, loaded, info: dict, n: int = 64) -> dict:
     return {"documents": len(lines), "forward_docs_per_s": round(n / forward, 2),
             "forward_plus_projection_docs_per_s": round(n / (forward + projection), 2),
             "projection_share_of_forward": round(projection / forward, 4),
-            "where the time goes": "the transformer forward; LM head + top-K + quantize + JSON is the share above"}
+            "profile": forward_profile(preset, loaded, texts[:16])}
 
 
 def footprint(args, preset) -> dict:
@@ -158,33 +159,68 @@ def footprint(args, preset) -> dict:
     return out
 
 
-def indexing_and_scaling(folder: Path, queries: dict[str, dict[str, int]]) -> dict:
+ENCODE_FRACTIONS = (0.01, 0.03, 0.1)  # live encode timings; 100% comes from the encode manifest (minutes per 10%)
+FRACTIONS = (0.1, 0.3, 1.0)
+
+
+def indexing_and_scaling(args, folder: Path, queries: dict[str, dict[str, int]], documents: int, base: Path) -> dict:
+    """Each job in its own process (own peak RSS): indexing with 1 and 2 threads, then index + serve + encode at
+    corpus fractions, a fitted slope per figure and its estimate for 1M documents."""
+    from pipeline.bench_probe import run_probe
+
     lines = [line for part in sorted((folder / "collection").glob("*.jsonl")) for line in part.open(encoding="utf-8")]
     work = Path(tempfile.mkdtemp(prefix="kt-bench-"))
-    result = {"indexing": {}, "scaling": []}
+    result: dict = {"indexing": {}, "scaling": [], "encode": []}
     try:
         for threads in (1, 2):
-            stats = build_lucene(folder / "collection", work / f"t{threads}", impact=True, threads=threads)
-            result["indexing"][f"{threads} thread(s) docs/s"] = stats["docs_per_second"]
-        for fraction in (0.1, 0.3, 1.0):
+            stats = run_probe({"job": "index", "collection": str(folder / "collection"), "out": str(work / f"t{threads}"),
+                               "threads": threads})
+            result["indexing"][f"{threads} thread(s)"] = {"docs_per_second": stats["docs_per_second"],
+                                                          "peak_rss_mb": stats["peak_rss_mb"]}
+        (work / "queries.json").write_text(json.dumps(list(queries.values())), encoding="utf-8")
+        for fraction in FRACTIONS:
             part = work / f"f{fraction}"
             (part / "collection").mkdir(parents=True)
             count = max(1, int(len(lines) * fraction))
             (part / "collection" / "part-00000.jsonl").write_text("".join(lines[:count]), encoding="utf-8")
-            stats = build_lucene(part / "collection", part / "lucene", impact=True, threads=2)
-            start = time.perf_counter()
-            impact_search(part / "lucene", queries, threads=THREADS)
-            result["scaling"].append({"fraction": fraction, "documents": count, "index_seconds": stats["seconds"],
-                                      "search_seconds": round(time.perf_counter() - start, 3),
-                                      "index_bytes": stats["bytes"]})
-        docs = np.array([s["documents"] for s in result["scaling"]], dtype=float)
-        for key in ("index_seconds", "search_seconds", "index_bytes"):
-            slope, intercept = np.polyfit(docs, [s[key] for s in result["scaling"]], 1)
-            result[f"{key} per document (fitted slope)"] = float(slope)
-            result[f"{key} estimate for 1M documents"] = round(float(slope * 1e6 + intercept), 1)
+            index = run_probe({"job": "index", "collection": str(part / "collection"), "out": str(part / "lucene"), "threads": 2})
+            serve = run_probe({"job": "serve", "index": str(part / "lucene"), "queries": str(work / "queries.json")})
+            result["scaling"].append({"fraction": fraction, "documents": count, "index_seconds": index["seconds"],
+                                      "index_peak_rss_mb": index["peak_rss_mb"], "index_bytes": index["index_bytes"],
+                                      "search_seconds": serve["seconds"], "serve_peak_rss_mb": serve["peak_rss_mb"]})
+        for fraction in ENCODE_FRACTIONS:
+            n = max(1, int(documents * fraction))
+            stats = run_probe({"job": "encode", "dataset": args.dataset, "data_dir": args.data_dir, "model": args.model,
+                               "n": n, "device": args.device})
+            result["encode"].append({"fraction": fraction, **stats})
+        whole = read_json(base / "embeddings" / "manifest.json").get("timings", {})
+        if whole.get("seconds_last_run") and whole.get("docs_per_second_last_run"):
+            result["encode"].append({"fraction": 1.0, "documents": documents, "seconds": whole["seconds_last_run"],
+                                     "docs_per_second": whole["docs_per_second_last_run"],
+                                     "peak_rss_mb": None, "note": "the make encode run, from its manifest"})
+        fits = {"scaling": ("index_seconds", "search_seconds", "index_bytes", "index_peak_rss_mb", "serve_peak_rss_mb"),
+                "encode": ("seconds",)}
+        for table, keys in fits.items():
+            docs = np.array([s["documents"] for s in result[table]], dtype=float)
+            for key in keys:
+                slope, intercept = np.polyfit(docs, [s[key] for s in result[table]], 1)
+                result.setdefault("fits", {})[key] = {"per_document": float(slope),
+                                                      "estimate_1M_documents": round(float(slope * 1e6 + intercept), 1)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def forward_profile(preset, loaded, texts: list[str], top: int = 8) -> list[dict]:
+    """torch.profiler over one batch of document forwards: the operators that take the time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    embedder = Embedder(preset, loaded)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        embedder.encode(texts)
+    rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in rows) or 1
+    return [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3), "calls": e.count} for e in rows[:top]]
 
 
 def report(results: dict) -> str:
@@ -196,12 +232,28 @@ def report(results: dict) -> str:
         for part, s in parts.items():
             lines.append(f"| {system} | {part} | {s['p50_ms']} | {s['p95_ms']} | {s['mean_ms']} |")
     lines += ["", f"Ratios: {results['query_path']['ratios']}", f"Batch: {results['query_path']['batch all threads']}", ""]
-    lines += ["## Document path", "", f"{results['doc_path']}", "", "## Footprint", "", "| index | figures |", "|---|---|"]
+    doc = results["doc_path"]
+    lines += ["## Document path", "", f"- {doc['documents']} documents: forward alone {doc['forward_docs_per_s']} docs/s, "
+              f"forward + LM head + top-K + quantize + JSON {doc['forward_plus_projection_docs_per_s']} docs/s; the "
+              f"aligned-token step adds {doc['projection_share_of_forward']:.1%} to the forward (goal: at most 5%)", "",
+              "Where the forward time goes (torch.profiler, self CPU share):", "", "| operator | share | calls |", "|---|---|---|"]
+    lines += [f"| {r['op']} | {r['share']:.1%} | {r['calls']} |" for r in doc["profile"]]
+    lines += ["", "## Footprint", "", "| index | figures |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in results["footprint"].items()]
-    lines += ["", f"Peak RSS of this process: {results['peak_rss_mb']} MB", "", "## Indexing and scaling", "",
-              f"{results['scaling']['indexing']}", ""]
-    lines += [f"- {s}" for s in results["scaling"]["scaling"]]
-    lines += [f"- {k}: {v}" for k, v in results["scaling"].items() if "estimate" in k or "slope" in k]
+    lines += ["", f"Peak RSS of the bench process (models, FAISS, all searchers): {results['peak_rss_mb']} MB", "",
+              "## Indexing (one process each)", "", "| threads | docs/s | peak RSS MB |", "|---|---|---|"]
+    lines += [f"| {k} | {v['docs_per_second']} | {v['peak_rss_mb']} |" for k, v in results["scaling"]["indexing"].items()]
+    lines += ["", "## Scaling (one process per job)", "",
+              "| fraction | docs | index s | index peak RSS MB | index bytes | search s (all queries, 1 thread) | serve peak RSS MB |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {s['fraction']} | {s['documents']} | {s['index_seconds']} | {s['index_peak_rss_mb']} | {s['index_bytes']} | "
+              f"{s['search_seconds']} | {s['serve_peak_rss_mb']} |" for s in results["scaling"]["scaling"]]
+    lines += ["", "| encode fraction | docs | seconds | docs/s | peak RSS MB |", "|---|---|---|---|---|"]
+    lines += [f"| {e['fraction']} | {e['documents']} | {e['seconds']} | {e['docs_per_second']} | {e['peak_rss_mb'] or e.get('note', '')} |"
+              for e in results["scaling"]["encode"]]
+    lines += ["", "Fitted slopes and 1M-document estimates:", ""]
+    lines += [f"- {k}: {v['per_document']:.4g} per document -> {v['estimate_1M_documents']} for 1M documents"
+              for k, v in results["scaling"].get("fits", {}).items()]
     return "\n".join(lines) + "\n"
 
 
@@ -224,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     results["doc_path"] = doc_path(dataset, preset, loaded, info)
     results["footprint"] = footprint(args, preset)
     tokens = token_encoder(folder, info, "idf")
-    results["scaling"] = indexing_and_scaling(folder, {q: tokens.encode(t) for q, t in dataset.queries.items()})
+    results["scaling"] = indexing_and_scaling(args, folder, {q: tokens.encode(t) for q, t in dataset.queries.items()},
+                                              len(dataset.corpus), model_dir(args, preset.name))
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     out = runs_root() / "bench"
     write_json(out / f"{dataset_key(args)}.json", results)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from encoders.embedder import Embedder
+from encoders.embedder import Embedder, EncodedBatch
 from encoders.models import load_model
 from encoders.presets import resolve_preset
 from encoders.splade import SparseBatch, SpladeEncoder
@@ -132,9 +132,19 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, s
         mine = [s for s in range(n_shards) if s % shards == shard]
         todo = [s for s in mine if not shard_complete(folder, s)]
         started = time.time()
-        if todo:
+        device_used = "reused from the full-corpus embeddings" if todo else args.device
+        reused = _full_corpus_rows(args, preset, [d for s in todo for d in doc_ids[s * shard_size:(s + 1) * shard_size]])
+        if todo and reused:
+            for number in todo:
+                ids = doc_ids[number * shard_size:(number + 1) * shard_size]
+                _write_shard(folder, number, ids, EncodedBatch(np.stack([reused[d][0] for d in ids]),
+                                                               [reused[d][1] for d in ids],
+                                                               np.array([reused[d][2] for d in ids], dtype=bool)))
+            print(f"slice taken from the full-corpus embeddings of {preset.name} (no forward pass)")
+        elif todo:
             torch.set_num_threads(os.cpu_count() or 1)
             loaded = load_model(preset, args.device)
+            device_used = loaded.device
             embedder = SpladeEncoder(preset, loaded) if preset.kind == "splade" else Embedder(preset, loaded)
             total = sum(len(doc_ids[s * shard_size:(s + 1) * shard_size]) for s in todo)
             with tqdm(total=total, desc=f"encode {preset.name}", unit="doc") as bar:
@@ -144,11 +154,36 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, s
                     _write_shard(folder, number, ids, batch)
         elapsed = time.time() - started
         if (todo or not (folder / "manifest.json").exists()) and all(shard_complete(folder, s) for s in range(n_shards)):
-            _write_manifest(folder, settings, dataset.source, elapsed, len(todo), loaded.device if todo else args.device)
+            _write_manifest(folder, settings, dataset.source, elapsed, len(todo), device_used)
         elif not all(shard_complete(folder, s) for s in range(n_shards)):
             missing = sum(not shard_complete(folder, s) for s in range(n_shards))
             print(f"part {shard}/{shards} done; {missing} shard(s) of other parts still missing")
     return folder
+
+
+def _full_corpus_rows(args: argparse.Namespace, preset, wanted: list[str]) -> dict | None:
+    """For a `--limit` slice: its documents' rows from complete full-corpus embeddings of the same preset, if any.
+
+    A slice's documents are corpus documents, so their vectors are the full run's; reusing them makes slice
+    experiments (another pooling, a quick eval) free once the corpus is encoded."""
+    if not args.limit or not wanted or preset.kind != "decoder":
+        return None
+    full = index_root() / args.dataset / preset.name / "embeddings"
+    if not (full / "manifest.json").is_file():
+        return None
+    info = read_json(full / "manifest.json")
+    if not info.get("complete") or info.get("preset") != preset.describe():
+        return None
+    need, rows = set(wanted), {}
+    for number in range(info["shards"]):
+        vec_path, meta_path = shard_paths(full, number)
+        meta = np.load(meta_path)
+        vectors = np.load(vec_path, mmap_mode="r")
+        flat, offsets = meta["token_ids"], meta["token_offsets"]
+        for row, doc_id in enumerate(meta["doc_ids"].tolist()):
+            if doc_id in need:
+                rows[doc_id] = (np.array(vectors[row]), flat[offsets[row]:offsets[row + 1]], bool(meta["truncated"][row]))
+    return rows if len(rows) == len(need) else None
 
 
 def _write_manifest(folder: Path, settings: dict, source: str, elapsed: float, encoded: int, device: str) -> None:

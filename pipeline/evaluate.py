@@ -1,8 +1,8 @@
 """Stage 5, evaluate: build what is missing, run every system, score with ranx, write metrics and a leaderboard.
 
 Runs (all on the same dataset slice, k=1000): BM25; the embedder's dense run (FAISS over the stored embeddings);
-the default aligned-token variant with `query=tokens` (no LLM at query time) and `query=aligned`; the
-paper-faithful variant (raw tokens, expansion, no PC1, count queries); the LLM-free controls (the document's
+the default aligned-token variant with `query=tokens` (no LLM at query time) and `query=aligned`; the top-1024
+aligned tokens with pc1=off|remove|auto (does the PC1 fix of alignment help retrieval?); the paper-faithful variant (raw tokens, expansion, no PC1, count queries); the LLM-free controls (the document's
 own tokens, uniform and BM25-tf weights) and the hybrid (the control's BM25-tf scaled up by aligned logits); SPLADE run here when its model is installed; RRF and weighted-sum
 fusions (the weight tuned on the train split, never on test). ranx gives nDCG@10, R@100, R@1000, MRR@10 and a
 paired t-test against the dense run. The key figure, printed first: sparse/dense nDCG@10 per query mode.
@@ -31,6 +31,7 @@ PAPER_FAITHFUL = {"source": "aligned", "k": 128, "weighting": "logit", "normaliz
 CONTROLS = ({"source": "own", "weighting": "uniform"}, {"source": "own", "weighting": "bm25tf"})
 HYBRID = {"source": "hybrid", "weighting": "bm25tf", "pc1": "remove"}
 TOP_K_ALIGNED = {"source": "aligned", "k": 1024, "weighting": "log", "normalize": "on", "vocab": "text", "pc1": "remove"}
+PC1_LEVERS = ({**TOP_K_ALIGNED, "pc1": "off"}, {**TOP_K_ALIGNED, "pc1": "auto"})  # pc1=remove is TOP_K_ALIGNED
 PAPER_RATIO = 0.80
 SPLADE_MODEL = "splade-tiny"
 
@@ -73,6 +74,7 @@ def produce_runs(args: argparse.Namespace, dataset: Dataset) -> list[Path]:
     paths += _variant_runs(args, dataset, default, [("tokens", "idf"), ("aligned", "idf")])
     if not args.quick:
         for variant, modes in ((TOP_K_ALIGNED, [("tokens", "idf"), ("aligned", "idf")]), (HYBRID, [("tokens", "idf")]),
+                               *((lever, [("tokens", "idf")]) for lever in PC1_LEVERS),
                                (PAPER_FAITHFUL, [("tokens", "count"), ("aligned", "count")]),
                                *((control, [("tokens", "idf")]) for control in CONTROLS)):
             settings = variant_settings(_with(args, **{**DEFAULTS, **variant}))
@@ -144,7 +146,7 @@ def evaluate_runs(args: argparse.Namespace, dataset: Dataset, paths: list[Path])
         rows.append({"name": path.stem, "kind": info.get("kind"), "model": info.get("model"),
                      "variant": info.get("variant"), "query_mode": info.get("query_mode"), "k": info.get("k"),
                      "llm_forward_per_query": info.get("llm_forward_per_query"),
-                     "trained_on": training_label(info.get("model")),
+                     "trained_on": training_label(info.get("model")) if info.get("kind") != "control" else "",
                      "metrics": {m: round(float(result["scores"][m]), 4) for m in METRICS},
                      "p_vs_dense": (round(float(result["comparisons"][dense]["ndcg@10"]), 4)
                                     if dense in result.get("comparisons", {}) else None),
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     print(dataset.summary())
     paths = produce_runs(args, dataset)
     for other in args.also:
-        other_args = _with(args, model=other, model_name=resolve_preset(other, args.pooling).name)
+        other_args = _with(args, model=other, model_name=resolve_preset(other).name, pooling=None, max_length=None,
+                           batch_size=None)  # its own preset's pooling and lengths
         paths += [p for p in produce_runs(other_args, dataset) if p not in paths]
     train_paths = None
     if not (args.no_train or args.quick or args.limit) and args.split != "train":

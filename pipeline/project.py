@@ -125,10 +125,10 @@ def project(args: argparse.Namespace) -> Path:
         elif settings["source"] == "own":
             vectors, scale = _own_vectors(vocab, tokens, settings)
         elif settings["source"] == "hybrid":
-            pc1 = pc1_setting(embeddings, str(settings["pc1"]), _local_alignment_score(vocab, loaded.lm_head, tokens))
+            pc1 = pc1_setting(embeddings, str(settings["pc1"]), local_alignment_score(vocab, loaded.lm_head, tokens))
             vectors, scale = _hybrid_vectors(vocab, adjust_pc1(embeddings, pc1), loaded.lm_head, tokens)
         else:
-            pc1 = pc1_setting(embeddings, str(settings["pc1"]), _local_alignment_score(vocab, loaded.lm_head, tokens))
+            pc1 = pc1_setting(embeddings, str(settings["pc1"]), local_alignment_score(vocab, loaded.lm_head, tokens))
             vectors, scale = aligned_vectors(vocab, adjust_pc1(embeddings, pc1), loaded.lm_head, tokens, settings)
         collection = out / "collection"
         collection.mkdir(parents=True, exist_ok=True)
@@ -145,7 +145,7 @@ def project(args: argparse.Namespace) -> Path:
     return out
 
 
-def _local_alignment_score(vocab: Vocabulary, lm_head, tokens: list[np.ndarray]):
+def local_alignment_score(vocab: Vocabulary, lm_head, tokens: list[np.ndarray]):
     """Score for pc1=auto: the local alignment rate of adjusted embeddings with their documents' own tokens."""
     from encoders.alignment import measure
 

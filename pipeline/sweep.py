@@ -3,8 +3,12 @@ query modes, from the stored embeddings (no re-encoding), on the train split (fo
 (for reporting). The variant that wins on train is the one to make the default of `make index`; test numbers are
 reported beside it, never used to choose.
 
-Outputs: runs/<dataset>/sweep.json, sweep.md and sweep.png (nDCG@10 vs K, one line per variant family, with
-dense, BM25 and SPLADE as horizontal lines).
+The PC1 curve answers the paper-inspired question "does the lambda that maximises local alignment also maximise
+nDCG@10?": top-1024 aligned tokens with e + lambda * u1 for lambda on a grid (multiples of the corpus mean's PC1
+coefficient, as pc1=auto searches it), nDCG@10 on both splits beside the local alignment rate pc1=auto maximises.
+
+Outputs: runs/<dataset>/sweep.json, sweep.md, sweep.png (nDCG@10 vs K, one line per variant family, with dense,
+BM25 and SPLADE as horizontal lines) and pc1_lambda.png (nDCG@10 and local alignment vs lambda).
 """
 from __future__ import annotations
 
@@ -74,10 +78,80 @@ def sweep(args: argparse.Namespace) -> dict:
                          "ndcg@10": _score(path, dataset.qrels), "run": path.stem})
         splits[split] = {"rows": rows, "bm25": baselines.get("bm25"), "dense": baselines[f"{args.model_name}.dense"],
                          "splade": _score(splade, dataset.qrels), "queries": len(dataset.queries)}
+    results_pc1 = pc1_curve(args)
     best = max((r for r in splits["train"]["rows"] if r["source"] != "own"), key=lambda r: r["ndcg@10"])
     test_of_best = next(r for r in splits["test"]["rows"] if r["run"] == best["run"])
     return {"dataset": args.dataset, "model": args.model_name, "splits": splits,
-            "chosen_on_train": {**best, "test_ndcg@10": test_of_best["ndcg@10"]}}
+            "chosen_on_train": {**best, "test_ndcg@10": test_of_best["ndcg@10"]}, "pc1_curve": results_pc1}
+
+
+PC1_MULTIPLES = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5)  # x the corpus mean's PC1 coefficient; 0 is pc1=off
+
+
+def pc1_curve(args: argparse.Namespace) -> dict:
+    """nDCG@10 (train and test) and local alignment of the top-1024 aligned tokens as e + lambda * u1 moves along PC1."""
+    import numpy as np
+
+    from encoders.models import load_model
+    from encoders.pc1 import pc1_setting
+    from encoders.presets import resolve_preset
+    from encoders.vocab import Vocabulary
+    from pipeline.encode import load_shards, model_dir
+    from pipeline.evaluate import TOP_K_ALIGNED, _variant_runs
+    from pipeline.project import local_alignment_score
+
+    preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
+    _, embeddings, tokens = load_shards(model_dir(args, preset.name) / "embeddings")
+    loaded = load_model(preset, args.device)
+    score = local_alignment_score(Vocabulary(loaded.tokenizer, True), loaded.lm_head, tokens)
+    pc1 = pc1_setting(embeddings, "remove")
+    u1, coefficient = np.asarray(pc1["u1"], dtype=np.float32), pc1["mean_coefficient"]
+    sample = np.arange(min(500, len(embeddings)))
+    datasets = {}
+    for split in ("train", "test"):
+        split_args = copy(args)
+        split_args.split = split
+        datasets[split] = (split_args, dataset_from_args(split_args))
+    rows = []
+    for multiple in PC1_MULTIPLES:
+        lam = round(multiple * coefficient, 4)
+        settings = {**TOP_K_ALIGNED, "pc1": "off" if multiple == 0 else str(lam)}
+        row = {"multiple": multiple, "lambda": lam,
+               "local_alignment": round(score(embeddings[sample] + np.float32(lam) * u1, sample), 4)}
+        for split, (split_args, dataset) in datasets.items():
+            path = _variant_runs(split_args, dataset, settings, [("tokens", "idf")])[0]
+            row[f"{split}_ndcg@10"] = _score(path, dataset.qrels)
+        rows.append(row)
+    by_alignment = max(rows, key=lambda r: r["local_alignment"])
+    by_train = max(rows, key=lambda r: r["train_ndcg@10"])
+    return {"rows": rows, "mean_coefficient": coefficient, "best_by_local_alignment": by_alignment["multiple"],
+            "best_by_train_ndcg@10": by_train["multiple"], "agree": by_alignment["multiple"] == by_train["multiple"]}
+
+
+def plot_pc1(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["pc1_curve"]["rows"]
+    x = [r["multiple"] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(x, [r["train_ndcg@10"] for r in rows], "o-", label="nDCG@10 train")
+    ax.plot(x, [r["test_ndcg@10"] for r in rows], "s-", label="nDCG@10 test")
+    ax.set_xlabel("lambda / (corpus mean's PC1 coefficient)   (e' = e + lambda u1; 0 = pc1 off)")
+    ax.set_ylabel("nDCG@10 (top-1024 aligned, query=tokens)")
+    right = ax.twinx()
+    right.plot(x, [r["local_alignment"] for r in rows], "^--", color="tab:green", label="local alignment (500 docs)")
+    right.set_ylabel("local alignment rate")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="lower left")
+    ax.set_title(f"{results['dataset']}, {results['model']}: does the alignment-best lambda also retrieve best?")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot(results: dict, path: Path) -> None:
@@ -119,7 +193,15 @@ def table(results: dict) -> str:
         lines += [f"| {r['family']} | {r['source']} | {r['k'] if r['source'] == 'aligned' else ''} | {r['weighting']} | {r['normalize']} | {r['vocab']} | {r['pc1']} | "
                   f"{r['query']} | {r['qweight']} | {r['ndcg@10']:.4f} |" for r in data["rows"]]
         lines.append("")
-    return "\n".join(lines)
+    curve = results["pc1_curve"]
+    lines += ["## PC1 lambda curve (top-1024 aligned, query=tokens idf)", "",
+              f"Lambda in multiples of the corpus mean's PC1 coefficient ({curve['mean_coefficient']:.3f}). Best by local "
+              f"alignment: {curve['best_by_local_alignment']}; best by train nDCG@10: {curve['best_by_train_ndcg@10']} "
+              f"({'they agree' if curve['agree'] else 'they disagree'}).", "",
+              "| multiple | lambda | local alignment | train nDCG@10 | test nDCG@10 |", "|---|---|---|---|---|"]
+    lines += [f"| {r['multiple']} | {r['lambda']} | {r['local_alignment']:.4f} | {r['train_ndcg@10']:.4f} | {r['test_ndcg@10']:.4f} |"
+              for r in curve["rows"]]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     text = table(results)
     write_text(folder / "sweep.md", text)
     plot(results, folder / "sweep.png")
+    plot_pc1(results, folder / "pc1_lambda.png")
     print(text)
-    print(f"sweep: {folder / 'sweep.md'}, {folder / 'sweep.png'}")
+    print(f"sweep: {folder / 'sweep.md'}, {folder / 'sweep.png'}, {folder / 'pc1_lambda.png'}")
     return 0
 
 

@@ -12,7 +12,7 @@ from pipeline.train import batch_at, info_nce, split_dev, training_pairs
 from pipeline.train import main as train_main
 
 TINY = ["--dataset", "scifact", "--batch", "4", "--query-max-length", "16", "--doc-max-length", "32",
-        "--eval-every", "0", "--save-every", "1", "--device", "cpu"]
+        "--eval-every", "0", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +66,16 @@ def test_loss_falls_on_a_repeated_batch(train_split):
 
 def test_resume_gives_the_same_weights_and_a_usable_preset(isolated_outputs):
     models = isolated_outputs / "models"
-    train_main(TINY + ["--steps", "3", "--name", "straight"])
+    train_main(TINY + ["--steps", "3", "--name", "straight", "--eval-every", "2", "--dev-docs", "80"])
     train_main(TINY + ["--steps", "1", "--name", "resumed"])
     train_main(TINY + ["--steps", "3", "--name", "resumed"])
     straight = load_file(models / "straight" / "model" / "model.safetensors")
     resumed = load_file(models / "resumed" / "model" / "model.safetensors")
     assert straight.keys() == resumed.keys()
     assert all(torch.allclose(straight[k], resumed[k], atol=1e-6) for k in straight)
+    curve = json.loads((models / "straight" / "manifest.json").read_text())["dev_curve"]
+    assert [c["step"] for c in curve] == [0, 2, 3]  # the dev measurements did not perturb training (weights equal)
+    assert all(0 <= c["dense_ndcg@10"] <= 1 and 0 <= c["sparse_ndcg@10"] <= 1 for c in curve)
     info = json.loads((models / "resumed" / "manifest.json").read_text())
     assert info["steps"] == 3 and len(info["losses"]) == 3
     assert "adapted on the target corpus" in info["labels"]
