@@ -113,6 +113,14 @@ def embedding_sources(args: argparse.Namespace, base: Preset) -> dict[str, Prese
     return {"mean": replace(base, pooling="mean", template="{text}"), base.pooling: base}
 
 
+def _side_by_side(rows: list[tuple], per_source: int = 100) -> list[tuple]:
+    """The markdown table's rows: each text under both sources, one after the other, for the first texts."""
+    by_id: dict[str, list[tuple]] = {}
+    for row in rows:
+        by_id.setdefault(row[1], []).append(row)
+    return [row for group in list(by_id.values())[:per_source] for row in group]
+
+
 def _write_outputs(out: Path, results: dict, embeddings: np.ndarray, docs, vocab: Vocabulary, lm_head) -> None:
     write_json(out / "alignment.json", {**manifest("analyze"), **results})
     rows = [(name, e["id"], e["text"], " ".join(e["top10"])) for name, ex in results["examples"].items() for e in ex]
@@ -120,7 +128,7 @@ def _write_outputs(out: Path, results: dict, embeddings: np.ndarray, docs, vocab
     csv.writer(buffer).writerows([("pooling", "id", "text", "top10 aligned (* = in text)"), *rows])
     write_text(out / "texts.csv", buffer.getvalue())
     write_text(out / "texts.md", "| pooling | id | text | top-10 aligned terms (* = occurs in the text) |\n|---|---|---|---|\n"
-               + "\n".join(f"| {p} | {i} | {t.replace('|', ' ')} | {a.replace('|', ' ')} |" for p, i, t, a in rows[:200]) + "\n")
+               + "\n".join(f"| {p} | {i} | {t.replace('|', ' ')} | {a.replace('|', ' ')} |" for p, i, t, a in _side_by_side(rows)) + "\n")
     plt = _plt()
     variation = np.abs(results["variation"])
     fig, ax = plt.subplots(figsize=(8, 4))
