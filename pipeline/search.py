@@ -22,7 +22,7 @@ import numpy as np
 from encoders.aligned import WEIGHTINGS, quantize
 from encoders.embedder import Embedder
 from encoders.models import load_model
-from encoders.presets import resolve_preset
+from encoders.presets import Preset, resolve_preset
 from encoders.queries import QUERY_MODES, QWEIGHTS, AlignedQueryEncoder, TokenQueryEncoder, l2_normalise
 from encoders.splade import SpladeEncoder
 from encoders.vocab import Vocabulary
@@ -134,8 +134,14 @@ def _sparse_index(args: argparse.Namespace) -> tuple[Path, dict]:
     return folder, info
 
 
+def collection_preset(info: dict) -> Preset:
+    """The preset a collection was projected with, from its manifest (a pooling override such as `smollm2-mean` is
+    not a preset name, so the name alone cannot be resolved)."""
+    return Preset(**info["preset"]) if "preset" in info else resolve_preset(info["model"])
+
+
 def token_encoder(folder: Path, info: dict, qweight: str) -> TokenQueryEncoder:
-    loaded = load_model(resolve_preset(info["model"]))
+    loaded = load_model(collection_preset(info))
     table = read_json(folder / "lucene" / "df.json")
     return TokenQueryEncoder(Vocabulary(loaded.tokenizer, info["settings"]["normalize"] == "on"), qweight,
                              table["df"], table["documents"])
@@ -161,7 +167,7 @@ def encode_queries(args: argparse.Namespace, dataset: Dataset, folder: Path, inf
 
 def splade_queries(dataset: Dataset, info: dict, device: str) -> dict[str, dict[str, int]]:
     """SPLADE query vectors (one MLM forward per query), quantized with the documents' scale."""
-    preset = resolve_preset(info["model"])
+    preset = collection_preset(info)
     loaded = load_model(preset, device)
     vocab = Vocabulary(loaded.tokenizer, info["settings"]["normalize"] == "on")
     qids = list(dataset.queries)
