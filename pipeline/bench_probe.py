@@ -17,6 +17,13 @@ from pathlib import Path
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM, because Linux's ru_maxrss survives fork + exec, so a child started by
+    a 6 GB parent would report the parent's 6 GB."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
