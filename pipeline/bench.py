@@ -37,7 +37,7 @@ from pipeline.encode import add_model_args, dataset_key, load_shards, model_dir
 from pipeline.errors import InputError, cli_main, stage_parser
 from pipeline.jvm import autoclass
 from pipeline.project import DEFAULTS, variant_name, variant_settings
-from pipeline.search import THREADS, impact_search, query_encoder, splade_queries, token_encoder
+from pipeline.search import THREADS, impact_search, java_query, query_encoder, splade_queries, token_encoder
 
 WARMUP = 5
 
@@ -57,14 +57,6 @@ def _timed(fn, items) -> tuple[list, list[float]]:
         out.append(fn(item))
         times.append(time.perf_counter() - start)
     return out, times
-
-
-def java_query(query: dict[str, int]):
-    JHashMap, JInt = autoclass("java.util.HashMap"), autoclass("java.lang.Integer")
-    jquery = JHashMap()
-    for term, weight in query.items():
-        jquery.put(term, JInt(int(weight)))
-    return jquery
 
 
 def query_path(args, dataset, folder: Path, info: dict, preset, loaded) -> dict:

@@ -56,8 +56,8 @@ def index_job(spec: dict) -> dict:
 
 
 def serve_job(spec: dict) -> dict:
-    from pipeline.bench import java_query
     from pipeline.jvm import autoclass
+    from pipeline.search import java_query
 
     queries = json.loads(Path(spec["queries"]).read_text(encoding="utf-8"))
     searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(spec["index"])

@@ -134,7 +134,7 @@ def project(args: argparse.Namespace) -> Path:
         collection.mkdir(parents=True, exist_ok=True)
         for old in collection.glob("part-*.jsonl"):
             old.unlink()
-        stats = _write_collection(collection, doc_ids, vectors)
+        stats = write_collection(collection, doc_ids, vectors)
         info = manifest("project", model=preset.name, preset=preset.describe(), variant=out.name, settings=settings,
                         scale=scale, max_weight=100, pc1=pc1, embeddings=str(base / "embeddings"),
                         embeddings_written=embeddings_manifest["written"], counts=stats,
@@ -218,7 +218,7 @@ def _weighted_vectors(merged: list[dict[str, float]]) -> tuple[list[dict[str, in
     return [quantize(doc, scale) for doc in merged], scale
 
 
-def _write_collection(folder: Path, doc_ids: list[str], vectors: list[dict[str, int]]) -> dict:
+def write_collection(folder: Path, doc_ids: list[str], vectors: list[dict[str, int]]) -> dict:
     lengths = [len(v) for v in vectors]
     for number, start in enumerate(range(0, len(doc_ids), COLLECTION_PART)):
         part = slice(start, start + COLLECTION_PART)

@@ -55,21 +55,27 @@ def read_trec(path: Path) -> dict[str, dict[str, float]]:
     return run
 
 
+def java_query(query: dict[str, int]):
+    """A term -> integer weight map as the java.util.HashMap<String, Integer> SimpleImpactSearcher takes."""
+    JHashMap, JInt = autoclass("java.util.HashMap"), autoclass("java.lang.Integer")
+    jquery = JHashMap()
+    for term, weight in query.items():
+        jquery.put(term, JInt(int(weight)))
+    return jquery
+
+
 def impact_search(index_dir: Path, queries: dict[str, dict[str, int]], k: int = DEPTH, threads: int = THREADS) -> Run:
     """Batch search of integer-weighted term maps with Anserini's SimpleImpactSearcher (score = sum q_w x d_w)."""
     start_jvm()
     searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(index_dir))
-    JHashMap, JArrayList, JInt = autoclass("java.util.HashMap"), autoclass("java.util.ArrayList"), autoclass("java.lang.Integer")
+    JArrayList = autoclass("java.util.ArrayList")
     qids = [q for q, terms in queries.items() if terms]
     run: Run = {q: [] for q in queries}
     if not qids:
         return run
     jqueries, jqids = JArrayList(), JArrayList()
     for qid in qids:
-        jquery = JHashMap()
-        for term, weight in queries[qid].items():
-            jquery.put(term, JInt(int(weight)))
-        jqueries.add(jquery)
+        jqueries.add(java_query(queries[qid]))
         jqids.add(qid)
     results = searcher.batch_search(jqueries, jqids, k, threads)
     for qid in qids:

@@ -92,8 +92,9 @@ def pc1_curve(args: argparse.Namespace) -> dict:
     """nDCG@10 (train and test) and local alignment of the top-1024 aligned tokens as e + lambda * u1 moves along PC1."""
     import numpy as np
 
+    from encoders.aligned import adjust_pc1
     from encoders.models import load_model
-    from encoders.pc1 import pc1_setting
+    from encoders.pc1 import AUTO_SAMPLE, pc1_setting
     from encoders.presets import resolve_preset
     from encoders.vocab import Vocabulary
     from pipeline.encode import load_shards, model_dir
@@ -105,8 +106,8 @@ def pc1_curve(args: argparse.Namespace) -> dict:
     loaded = load_model(preset, args.device)
     score = local_alignment_score(Vocabulary(loaded.tokenizer, True), loaded.lm_head, tokens)
     pc1 = pc1_setting(embeddings, "remove")
-    u1, coefficient = np.asarray(pc1["u1"], dtype=np.float32), pc1["mean_coefficient"]
-    sample = np.arange(min(500, len(embeddings)))
+    coefficient = pc1["mean_coefficient"]
+    sample = np.arange(min(AUTO_SAMPLE, len(embeddings)))  # the documents pc1=auto scores alignment on
     datasets = {}
     for split in ("train", "test"):
         split_args = copy(args)
@@ -117,7 +118,7 @@ def pc1_curve(args: argparse.Namespace) -> dict:
         lam = round(multiple * coefficient, 4)
         settings = {**TOP_K_ALIGNED, "pc1": "off" if multiple == 0 else str(lam)}
         row = {"multiple": multiple, "lambda": lam,
-               "local_alignment": round(score(embeddings[sample] + np.float32(lam) * u1, sample), 4)}
+               "local_alignment": round(score(adjust_pc1(embeddings[sample], {**pc1, "mode": "shift", "lambda": lam}), sample), 4)}
         for split, (split_args, dataset) in datasets.items():
             path = _variant_runs(split_args, dataset, settings, [("tokens", "idf")])[0]
             row[f"{split}_ndcg@10"] = _score(path, dataset.qrels)

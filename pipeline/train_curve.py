@@ -3,12 +3,12 @@
 The dev set is held-out *train* queries (never test) ranked over a small document pool (their judged documents
 plus seeded random others), encoded at the training lengths so an evaluation costs about a minute on 2 cores.
 Dense: FAISS cosine, as the dense run. Sparse: each document's top-1024 aligned tokens among its own terms
-(log weights, normalised, no PC1: the TOP_K_ALIGNED family without the PC1 step), idf-weighted query tokens, as
-the `query=tokens` run scores them: what the aligned tokens alone give, without BM25-tf.
+(log weights, normalised, no PC1: the TOP_K_ALIGNED family without the PC1 step), indexed by Lucene and searched
+with idf-weighted query tokens, as the `query=tokens` run is: what the aligned tokens alone give, without BM25-tf.
 """
 from __future__ import annotations
 
-from collections import Counter
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +16,11 @@ import numpy as np
 
 from encoders.queries import TokenQueryEncoder
 from encoders.vocab import Vocabulary
+from pipeline.artifacts import read_json
 from pipeline.datasets import Dataset
-from pipeline.project import aligned_vectors
-from pipeline.search import dense_search
+from pipeline.index import build_lucene
+from pipeline.project import aligned_vectors, write_collection
+from pipeline.search import dense_search, impact_search
 
 SPARSE_SETTINGS = {"k": 1024, "weighting": "log", "vocab": "text"}
 
@@ -50,21 +52,15 @@ def _ndcg10(qrels: dict[str, dict[str, int]], run: dict[str, list[tuple[str, flo
 
 def _sparse_run(vocab: Vocabulary, vectors: list[dict[str, int]], doc_ids: list[str],
                 queries: dict[str, str]) -> dict[str, list[tuple[str, float]]]:
-    df = Counter(term for vector in vectors for term in vector)
-    encoder = TokenQueryEncoder(vocab, "idf", dict(df), len(doc_ids))
-    postings: dict[str, list[tuple[int, int]]] = {}
-    for row, vector in enumerate(vectors):
-        for term, weight in vector.items():
-            postings.setdefault(term, []).append((row, weight))
-    run = {}
-    for qid, text in queries.items():
-        scores = np.zeros(len(doc_ids))
-        for term, qw in encoder.encode(text).items():
-            for row, weight in postings.get(term, ()):
-                scores[row] += qw * weight
-        top = np.argsort(-scores, kind="stable")[:10]
-        run[qid] = [(doc_ids[r], float(scores[r])) for r in top if scores[r] > 0]
-    return run
+    """The pipeline's own path on the dev pool: JsonVectorCollection -> Lucene impact index -> impact search."""
+    with tempfile.TemporaryDirectory(prefix="kt-dev-") as tmp:
+        work = Path(tmp)
+        (work / "collection").mkdir()
+        write_collection(work / "collection", doc_ids, vectors)
+        build_lucene(work / "collection", work / "lucene", impact=True)
+        df = read_json(work / "lucene" / "df.json")
+        encoder = TokenQueryEncoder(vocab, "idf", df["df"], df["documents"])
+        return impact_search(work / "lucene", {q: encoder.encode(t) for q, t in queries.items()}, k=10)
 
 
 def dev_ndcg(trainer, dev: DevSet) -> dict[str, float]:
