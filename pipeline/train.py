@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -255,12 +256,10 @@ def export(trainer: Trainer, preset: Preset, folder: Path, name: str, settings: 
     trainer.embedder.tokenizer.save_pretrained(str(tmp))
     labels = [f"fine-tuned from {preset.name}"] + (["on the train split"] if "supervised" in settings.data else []) + \
         ([ADAPTED_LABEL] if "corpus" in settings.data else [])
-    trained_preset = replace(preset, name=name, source=str(target), backbone=preset.backbone,
+    trained_preset = replace(preset, name=name, source=str(target),
                              note=f"{', '.join(labels)} ({args.dataset}; {state['step']} steps)")
     write_json(tmp / "keytokens-preset.json", trained_preset.describe())
     if target.exists():
-        import shutil
-
         shutil.rmtree(target)
     tmp.replace(target)
     write_json(folder / "manifest.json", manifest(
