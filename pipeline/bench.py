@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"no index at {folder}; run `make eval dataset={args.dataset}` first")
     info = read_json(folder / "manifest.json")
     dataset = dataset_from_args(args)
-    loaded = load_model(preset, args.device)
+    loaded = load_model(preset, args.device, args.dtype)
     results = {"dataset": dataset_key(args), "model": preset.name, "variant": folder.name,
                "queries": len(dataset.queries), "documents": len(dataset.corpus)}
     results["query_path"] = query_path(args, dataset, folder, info, preset, loaded)

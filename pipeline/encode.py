@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from encoders.embedder import Embedder, EncodedBatch
-from encoders.models import load_model
+from encoders.models import load_model, pick_device, pick_dtype
 from encoders.presets import resolve_preset
 from encoders.splade import SparseBatch, SpladeEncoder
 from pipeline.artifacts import folder_lock, index_root, manifest, read_json, write_bytes_with, write_json
@@ -119,6 +119,9 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, s
     n_shards = max(1, -(-len(doc_ids) // shard_size))
     settings = {"model": preset.name, "preset": preset.describe(), "dataset": dataset.name,
                 "documents": len(doc_ids), "shard_size": shard_size, "shards": n_shards}
+    dtype = pick_dtype(args.dtype, pick_device(args.device))
+    if dtype != torch.float32:  # bf16 embeddings are another artifact: never mixed into float32 shards on resume
+        settings["dtype"] = str(dtype).removeprefix("torch.")
     with folder_lock(folder):
         settings_path = folder / "settings.json"
         if settings_path.exists():
@@ -143,8 +146,8 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, s
             print(f"slice taken from the full-corpus embeddings of {preset.name} (no forward pass)")
         elif todo:
             torch.set_num_threads(os.cpu_count() or 1)
-            loaded = load_model(preset, args.device)
-            device_used = loaded.device
+            loaded = load_model(preset, args.device, args.dtype)
+            device_used = f"{loaded.device} ({str(loaded.dtype).removeprefix('torch.')})"
             embedder = SpladeEncoder(preset, loaded) if preset.kind == "splade" else Embedder(preset, loaded)
             total = sum(len(doc_ids[s * shard_size:(s + 1) * shard_size]) for s in todo)
             with tqdm(total=total, desc=f"encode {preset.name}", unit="doc") as bar:
@@ -214,9 +217,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default="smollm2", help="preset name (smollm2, gemma3, splade-tiny, e5-mistral-7b, "
                        "...), an HF id, a local folder or a .gguf file (default: smollm2)")
     group.add_argument("--pooling", default=None, help="override the preset's pooling: last, mean, weighted-mean, prompteol")
-    group.add_argument("--max-length", type=int, default=None, help="max tokens per document (preset default: 256)")
+    group.add_argument("--max-length", type=int, default=None, help="the document text's own token budget, prompt and "
+                       "instruction excluded (preset default: 246 for smollm2, 512 for GritLM/LLM2Vec, ...)")
     group.add_argument("--batch-size", type=int, default=None, help="texts per forward pass (preset default)")
     group.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    group.add_argument("--dtype", default="auto", help="weights' dtype: auto (bfloat16 on CUDA, float32 elsewhere; "
+                       "default), float32, bfloat16, float16")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from encoders.aligned import WEIGHTINGS, adjust_pc1, candidate_logits, global_scale, quantize, top_k
-from encoders.models import load_model
+from encoders.models import load_model, load_tokenizer
 from encoders.pc1 import pc1_setting
 from encoders.presets import resolve_preset
 from encoders.vocab import Vocabulary
@@ -117,19 +117,19 @@ def project(args: argparse.Namespace) -> Path:
             return out
         started = time.time()
         doc_ids, embeddings, tokens = load_shards(base / "embeddings")
-        loaded = load_model(preset, args.device)
-        vocab = Vocabulary(loaded.tokenizer, settings["normalize"] == "on")
+        vocab = Vocabulary(load_tokenizer(preset.source), settings["normalize"] == "on")
+        lm_head = load_model(preset, args.device, args.dtype).lm_head if settings["source"] in ("aligned", "hybrid") else None
         pc1 = None
         if settings["source"] == "splade":
             vectors, scale = _weighted_vectors([vocab.merge(ids, w) for ids, w in load_sparse(base / "embeddings")])
         elif settings["source"] == "own":
             vectors, scale = _own_vectors(vocab, tokens, settings)
         elif settings["source"] == "hybrid":
-            pc1 = pc1_setting(embeddings, str(settings["pc1"]), local_alignment_score(vocab, loaded.lm_head, tokens))
-            vectors, scale = _hybrid_vectors(vocab, adjust_pc1(embeddings, pc1), loaded.lm_head, tokens)
+            pc1 = pc1_setting(embeddings, str(settings["pc1"]), local_alignment_score(vocab, lm_head, tokens))
+            vectors, scale = _hybrid_vectors(vocab, adjust_pc1(embeddings, pc1), lm_head, tokens)
         else:
-            pc1 = pc1_setting(embeddings, str(settings["pc1"]), local_alignment_score(vocab, loaded.lm_head, tokens))
-            vectors, scale = aligned_vectors(vocab, adjust_pc1(embeddings, pc1), loaded.lm_head, tokens, settings)
+            pc1 = pc1_setting(embeddings, str(settings["pc1"]), local_alignment_score(vocab, lm_head, tokens))
+            vectors, scale = aligned_vectors(vocab, adjust_pc1(embeddings, pc1), lm_head, tokens, settings)
         collection = out / "collection"
         collection.mkdir(parents=True, exist_ok=True)
         for old in collection.glob("part-*.jsonl"):

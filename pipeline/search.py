@@ -21,7 +21,7 @@ import numpy as np
 
 from encoders.aligned import WEIGHTINGS, quantize
 from encoders.embedder import Embedder
-from encoders.models import load_model
+from encoders.models import load_model, load_tokenizer
 from encoders.presets import Preset, resolve_preset
 from encoders.queries import QUERY_MODES, QWEIGHTS, AlignedQueryEncoder, TokenQueryEncoder, l2_normalise
 from encoders.splade import SpladeEncoder
@@ -143,13 +143,13 @@ def _sparse_index(args: argparse.Namespace) -> tuple[Path, dict]:
 def collection_preset(info: dict) -> Preset:
     """The preset a collection was projected with, from its manifest (a pooling override such as `smollm2-mean` is
     not a preset name, so the name alone cannot be resolved)."""
-    return Preset(**info["preset"]) if "preset" in info else resolve_preset(info["model"])
+    return Preset.from_dict(info["preset"]) if "preset" in info else resolve_preset(info["model"])
 
 
 def token_encoder(folder: Path, info: dict, qweight: str) -> TokenQueryEncoder:
-    loaded = load_model(collection_preset(info))
+    tokenizer = load_tokenizer(collection_preset(info).source)  # no weights: this mode runs no forward pass
     table = read_json(folder / "lucene" / "df.json")
-    return TokenQueryEncoder(Vocabulary(loaded.tokenizer, info["settings"]["normalize"] == "on"), qweight,
+    return TokenQueryEncoder(Vocabulary(tokenizer, info["settings"]["normalize"] == "on"), qweight,
                              table["df"], table["documents"])
 
 
@@ -160,21 +160,21 @@ def query_encoder(args: argparse.Namespace, folder: Path, info: dict):
         return tokens
     preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
     weighting = info["settings"]["weighting"] if info["settings"]["weighting"] in WEIGHTINGS else "log"
-    return AlignedQueryEncoder(tokens, Embedder(preset, load_model(preset, args.device)), args.m, weighting,
+    return AlignedQueryEncoder(tokens, Embedder(preset, load_model(preset, args.device, args.dtype)), args.m, weighting,
                                info["scale"], info.get("pc1"))
 
 
 def encode_queries(args: argparse.Namespace, dataset: Dataset, folder: Path, info: dict) -> dict[str, dict[str, int]]:
     if info["settings"]["source"] == "splade":
-        return splade_queries(dataset, info, args.device)
+        return splade_queries(dataset, info, args.device, args.dtype)
     qids = list(dataset.queries)
     return dict(zip(qids, query_encoder(args, folder, info).encode_many([dataset.queries[q] for q in qids])))
 
 
-def splade_queries(dataset: Dataset, info: dict, device: str) -> dict[str, dict[str, int]]:
+def splade_queries(dataset: Dataset, info: dict, device: str, dtype: str = "auto") -> dict[str, dict[str, int]]:
     """SPLADE query vectors (one MLM forward per query), quantized with the documents' scale."""
     preset = collection_preset(info)
-    loaded = load_model(preset, device)
+    loaded = load_model(preset, device, dtype)
     vocab = Vocabulary(loaded.tokenizer, info["settings"]["normalize"] == "on")
     qids = list(dataset.queries)
     batch = SpladeEncoder(preset, loaded).encode([dataset.queries[q] for q in qids], is_query=True)
@@ -208,7 +208,7 @@ def run_dense(args: argparse.Namespace, dataset: Dataset) -> Path:
     doc_ids, embeddings, _ = load_shards(model_dir(args, preset.name) / "embeddings")
     qids = list(dataset.queries)
     started = time.time()
-    queries = Embedder(preset, load_model(preset, args.device)).encode([dataset.queries[q] for q in qids], is_query=True)
+    queries = Embedder(preset, load_model(preset, args.device, args.dtype)).encode([dataset.queries[q] for q in qids], is_query=True)
     encoded = time.time()
     run = dense_search(doc_ids, embeddings, queries.embeddings, qids)
     return _save_run(args, f"{preset.name}.dense", run, {

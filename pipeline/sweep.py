@@ -103,7 +103,7 @@ def pc1_curve(args: argparse.Namespace) -> dict:
 
     preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
     _, embeddings, tokens = load_shards(model_dir(args, preset.name) / "embeddings")
-    loaded = load_model(preset, args.device)
+    loaded = load_model(preset, args.device, args.dtype)
     score = local_alignment_score(Vocabulary(loaded.tokenizer, True), loaded.lm_head, tokens)
     pc1 = pc1_setting(embeddings, "remove")
     coefficient = pc1["mean_coefficient"]

@@ -140,25 +140,27 @@ class Trainer:
         self.embedder = Embedder(train_preset, replace(loaded, model=model))
         self.trainable = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.lr)
-        self.inputs: dict[tuple[bool, str], list[int]] = {}
+        self.inputs: dict[tuple[bool, str], tuple[list[int], int]] = {}
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
 
-    def _ids(self, texts: list[str], is_query: bool) -> list[list[int]]:
-        """Prompt-wrapped token ids, tokenized once per text (cached tokenisation)."""
+    def _embed(self, texts: list[str], is_query: bool) -> torch.Tensor:
+        """Pooled embeddings with gradients; each text's prompt is tokenized once (cached tokenisation)."""
         missing = [t for t in dict.fromkeys(texts) if (is_query, t) not in self.inputs]
         if missing:
-            _, inputs, _ = self.embedder.prompt_inputs(missing, is_query)
-            self.inputs.update({(is_query, t): ids for t, ids in zip(missing, inputs)})
-        return [self.inputs[(is_query, t)] for t in texts]
+            prompts = self.embedder.prompts(missing, is_query)
+            self.inputs.update({(is_query, t): (ids, first)
+                                for t, ids, first in zip(missing, prompts.inputs, prompts.starts)})
+        ids, starts = zip(*(self.inputs[(is_query, t)] for t in texts))
+        return self.embedder.pool(list(ids), list(starts))
 
     def step(self, batch: list[Pair], step: int) -> float:
         """One optimizer step on one batch; returns the loss before the update."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.settings.lr * min(1.0, (step + 1) / max(1, self.settings.warmup))
-        queries = self.embedder.pool(self._ids([p.query for p in batch], True))
-        docs = self.embedder.pool(self._ids([p.doc for p in batch], False))
+        queries = self._embed([p.query for p in batch], True)
+        docs = self._embed([p.doc for p in batch], False)
         loss = info_nce(queries, docs, [p.doc_id for p in batch], self.settings.temperature)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -209,7 +211,7 @@ def train(args: argparse.Namespace) -> Path:
         train_split = load_dataset(args.dataset, "train", args.data_dir, args.beir_dir)
         trained_ids, dev_ids = split_dev(train_split, settings.dev_queries, settings.seed)
         pairs = training_pairs(train_split, sources, trained_ids)
-        loaded = load_model(preset, args.device)
+        loaded = load_model(preset, args.device, args.dtype)
         trainer = Trainer(preset, loaded, settings)
         checkpoint = folder / "checkpoint.pt"
         state = {"step": 0, "losses": [], "curve": [], "seconds": 0.0, "settings": asdict(settings)}

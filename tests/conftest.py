@@ -37,7 +37,7 @@ def isolated_outputs(tmp_path_factory):
 def pipeline_args(**overrides) -> argparse.Namespace:
     """The argparse namespace the stage CLIs build, for the test slice (overrides on top)."""
     values = dict(dataset="scifact", split="test", data_dir=None, beir_dir=None, limit=SLICE, model="smollm2",
-                  pooling=None, max_length=None, batch_size=None, device="cpu", source=None, k=None, weighting=None,
+                  pooling=None, max_length=None, batch_size=None, device="cpu", dtype="auto", source=None, k=None, weighting=None,
                   normalize=None, vocab=None, pc1=None, query="tokens", qweight="idf", m=32, index=None, threads=2,
                   force=False, quick=False, no_train=True)
     values.update(overrides)

