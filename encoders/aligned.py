@@ -28,16 +28,6 @@ class TopK:
     weights: np.ndarray  # [n, K] float32
 
 
-def adjust_pc1(embeddings: np.ndarray, pc1: dict | None) -> np.ndarray:
-    """Apply the stored PC1 adjustment: `remove` projects u1 out; a number lambda adds lambda * u1 (e + lambda u1)."""
-    if not pc1:
-        return embeddings
-    u1 = np.asarray(pc1["u1"], dtype=np.float32)
-    if pc1["mode"] == "remove":
-        return embeddings - np.outer(embeddings @ u1, u1).astype(np.float32)
-    return embeddings + np.float32(pc1["lambda"]) * u1
-
-
 def top_k(embeddings: np.ndarray, lm_head: torch.Tensor, k: int, weighting: str,
           candidates: list[np.ndarray] | None = None) -> TopK:
     """Top-K aligned tokens per embedding; with `candidates`, only those token ids compete (vocab=text)."""

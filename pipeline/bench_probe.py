@@ -56,15 +56,13 @@ def index_job(spec: dict) -> dict:
 
 
 def serve_job(spec: dict) -> dict:
-    from pipeline.jvm import autoclass
-    from pipeline.search import java_query
+    from pipeline.retrieval import ImpactIndex
 
     queries = json.loads(Path(spec["queries"]).read_text(encoding="utf-8"))
-    searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(spec["index"])
+    searcher = ImpactIndex(Path(spec["index"]))
     start = time.perf_counter()
     for query in queries:
-        if query:
-            searcher.search(java_query(query), 1000)
+        searcher.search_one(query)
     seconds = time.perf_counter() - start
     return {"queries": len(queries), "seconds": round(seconds, 3), "queries_per_second": round(len(queries) / seconds, 1)}
 

@@ -9,7 +9,6 @@ CLI: `python -m pipeline.datasets --dataset scifact [--split test] [--limit N]` 
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.errors import InputError, cli_main, stage_parser
+from common.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -259,24 +258,10 @@ def seed_ir_datasets_cache(beir_folder: Path, name: str, home: Path | None = Non
     return target
 
 
-def add_dataset_args(parser: argparse.ArgumentParser) -> None:
-    """The dataset options every stage shares."""
-    group = parser.add_argument_group("dataset")
-    group.add_argument("--dataset", default="scifact", help="BEIR dataset name (default: scifact)")
-    group.add_argument("--split", default="test", help="qrels split: test (default), train, dev")
-    group.add_argument("--data-dir", default=None, help="explicit BEIR folder (corpus.jsonl, queries.jsonl, qrels/); wins over BEIR_DIR")
-    group.add_argument("--beir-dir", default=None, help="folder holding <dataset>/ BEIR folders (default: $BEIR_DIR); "
-                       "when neither has the dataset, ir_datasets is used")
-    group.add_argument("--limit", type=int, default=None, help="deterministic slice: first N queries, their judged docs, "
-                       "and the first corpus docs up to N*10 in all")
-
-
-def dataset_from_args(args: argparse.Namespace, split: str | None = None) -> Dataset:
-    return load_dataset(args.dataset, split or args.split, args.data_dir, args.beir_dir, args.limit)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("pipeline.datasets", __doc__, add_dataset_args)
+    from pipeline import cli
+
+    parser = cli.stage_parser("pipeline.datasets", __doc__, cli.dataset_options)
     parser.add_argument("--seed-ir-datasets", metavar="BEIR_FOLDER", default=None,
                         help="zip this BEIR folder into ir_datasets' cache ($IR_DATASETS_HOME) as --dataset, then load through ir_datasets")
     args = parser.parse_args(argv)
@@ -286,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset = load_ir_datasets(args.dataset, args.split)
         dataset = slice_dataset(dataset, args.limit) if args.limit else dataset
     else:
-        dataset = dataset_from_args(args)
+        dataset = cli.data_settings(args).load()
     print(dataset.summary())
     for note in dataset.notes:
         print(f"note: {note}")
@@ -294,4 +279,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from pipeline.cli import cli_main
+
     cli_main(main)

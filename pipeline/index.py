@@ -8,20 +8,21 @@ broken build is never mistaken for a complete one: a rerun rebuilds it from the 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
 from collections import Counter
 from pathlib import Path
 
-from encoders.presets import resolve_preset
-from pipeline.artifacts import folder_lock, index_root, manifest, read_json, write_json, write_text
-from pipeline.datasets import Dataset, add_dataset_args, dataset_from_args
-from pipeline.encode import add_model_args, dataset_key, model_dir
-from pipeline.errors import InputError, cli_main, stage_parser
+from common import layout
+from common.errors import InputError
+from pipeline import cli
+from pipeline.artifacts import folder_lock, manifest, read_json, write_json, write_text
+from pipeline.collection import EMPTY_TERM
+from pipeline.datasets import Dataset
 from pipeline.jvm import autoclass, start_jvm
-from pipeline.project import EMPTY_TERM, add_variant_args, project, variant_name, variant_settings
+from pipeline.project import project
+from pipeline.settings import DataSettings, ModelSettings, Variant
 
 
 def _count_collection(collection: Path) -> tuple[int, Counter]:
@@ -69,11 +70,10 @@ def build_lucene(collection: Path, index_dir: Path, impact: bool, threads: int =
             "bytes": size, "terms": len(df) if impact else None}
 
 
-def index_variant(args: argparse.Namespace) -> Path:
+def index_variant(data: DataSettings, model: ModelSettings, variant: Variant, threads: int = 2) -> Path:
     """Lucene impact index of one variant's collection (built by `project` if missing)."""
-    preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
-    out = model_dir(args, preset.name) / variant_name(variant_settings(args))
-    project(args)
+    out = variant.dir(data, model)
+    project(data, model, variant)
     lucene = out / "lucene"
     info = read_json(out / "manifest.json", "collection manifest")
     done = out / "lucene.manifest.json"
@@ -81,8 +81,8 @@ def index_variant(args: argparse.Namespace) -> Path:
         if done.exists() and lucene.exists() and read_json(done).get("collection_written") == info["written"]:
             print(f"index up to date: {lucene}")
             return lucene
-        stats = build_lucene(out / "collection", lucene, impact=True, threads=args.threads)
-        write_json(done, manifest("index", model=preset.name, variant=out.name, settings=info["settings"],
+        stats = build_lucene(out / "collection", lucene, impact=True, threads=threads)
+        write_json(done, manifest("index", model=model.name, variant=out.name, settings=info["settings"],
                                   scale=info["scale"], collection_written=info["written"], lucene=stats,
                                   normalize=info["settings"]["normalize"]))
     print(f"index: {lucene} ({stats['documents']} docs, {stats['bytes'] / 1e6:.1f} MB)")
@@ -91,7 +91,7 @@ def index_variant(args: argparse.Namespace) -> Path:
 
 def bm25_index(dataset: Dataset, key: str, threads: int = 2) -> Path:
     """Lucene BM25 index of title + text (the BEIR "flat" convention), built once per dataset slice."""
-    base = index_root() / key / "bm25"
+    base = layout.bm25_dir(key)
     lucene = base / "lucene"
     with folder_lock(base):
         if (base / "manifest.json").exists() and lucene.exists():
@@ -105,16 +105,18 @@ def bm25_index(dataset: Dataset, key: str, threads: int = 2) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("pipeline.index", __doc__, add_dataset_args, add_model_args, add_variant_args)
+    parser = cli.stage_parser("pipeline.index", __doc__, cli.dataset_options, cli.model_options, cli.variant_options)
     parser.add_argument("--threads", type=int, default=2, help="indexing threads (default 2)")
     parser.add_argument("--bm25", action="store_true", help="build the BM25 index of title + text instead")
     args = parser.parse_args(argv)
+    data = cli.data_settings(args)
     if args.bm25:
-        print(f"index: {bm25_index(dataset_from_args(args), dataset_key(args), args.threads)}")
+        print(f"index: {bm25_index(data.load(), data.key, args.threads)}")
     else:
-        index_variant(args)
+        model = cli.model_settings(args)
+        index_variant(data, model, cli.variant(args, model), args.threads)
     return 0
 
 
 if __name__ == "__main__":
-    cli_main(main)
+    cli.cli_main(main)

@@ -13,7 +13,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.errors import InputError
+from common.errors import InputError
 
 VECTOR_MODULE_OPTION = "--add-modules=jdk.incubator.vector"
 

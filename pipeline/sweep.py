@@ -12,15 +12,13 @@ BM25 and SPLADE as horizontal lines) and pc1_lambda.png (nDCG@10 and local align
 """
 from __future__ import annotations
 
-import argparse
-from copy import copy
 from pathlib import Path
 
+from common.errors import InputError
+from pipeline import cli
 from pipeline.artifacts import write_json, write_text
-from pipeline.datasets import add_dataset_args, dataset_from_args
-from pipeline.encode import add_model_args
-from pipeline.errors import InputError, cli_main, stage_parser
-from pipeline.search import add_search_args, run_dir
+from pipeline.runs import TOP_K_ALIGNED, score
+from pipeline.settings import DataSettings, ModelSettings, SearchSettings, Variant
 
 KS = (16, 64, 256, 1024, 2048)
 EXPANSION_KS = KS[:3]  # vocab=all writes K postings per document whatever its length: indexing cost grows with K
@@ -48,80 +46,63 @@ POINTS = {
 }
 
 
-def _score(path: Path, qrels) -> float:
-    from ranx import Qrels, Run, evaluate
-
-    from pipeline.search import read_trec
-
-    return round(float(evaluate(Qrels.from_dict(qrels), Run.from_dict(read_trec(path)), "ndcg@10",
-                                make_comparable=True)), 4)
-
-
-def sweep(args: argparse.Namespace) -> dict:
-    from pipeline.evaluate import _variant_runs, produce_runs, splade_run
+def sweep(data: DataSettings, model: ModelSettings, m: int, search: SearchSettings) -> dict:
+    from pipeline.evaluate import produce_runs, splade_run, variant_runs
 
     splits = {}
     for split in ("train", "test"):
-        split_args = copy(args)
-        split_args.split, split_args.quick = split, True
-        dataset = dataset_from_args(split_args)
-        baselines = {p.stem: _score(p, dataset.qrels) for p in produce_runs(split_args, dataset)}
-        baselines[f"{args.model_name}.dense"] = baselines.get(f"{args.model_name}.dense")
-        splade = splade_run(split_args, dataset)
+        split_data = data.with_split(split)
+        dataset = split_data.load()
+        baselines = {p.stem: score(dataset.qrels, p) for p in produce_runs(dataset, split_data, model, {}, m, search, quick=True)}
+        baselines[f"{model.name}.dense"] = baselines.get(f"{model.name}.dense")
+        splade = splade_run(dataset, split_data, model, {}, search)
         rows = []
         grid = [(name, k, settings, query, qweight) for name, (settings, query, qweight, ks) in FAMILIES.items() for k in ks]
         grid += [(name, POINT_K, *spec) for name, spec in POINTS.items()]
         for name, k, settings, query, qweight in grid:
             settings = {"source": "aligned", "k": k, **settings}
-            path = _variant_runs(split_args, dataset, settings, [(query, qweight)])[0]
+            variant = Variant.experiment(model.preset, settings)
+            path = variant_runs(dataset, split_data, model, variant, [(query, qweight)], m, search)[0]
             rows.append({"family": name, **settings, "query": query, "qweight": qweight,
-                         "ndcg@10": _score(path, dataset.qrels), "run": path.stem})
-        splits[split] = {"rows": rows, "bm25": baselines.get("bm25"), "dense": baselines[f"{args.model_name}.dense"],
-                         "splade": _score(splade, dataset.qrels), "queries": len(dataset.queries)}
-    results_pc1 = pc1_curve(args)
+                         "ndcg@10": score(dataset.qrels, path), "run": path.stem})
+        splits[split] = {"rows": rows, "bm25": baselines.get("bm25"), "dense": baselines[f"{model.name}.dense"],
+                         "splade": score(dataset.qrels, splade), "queries": len(dataset.queries)}
+    results_pc1 = pc1_curve(data, model, m, search)
     best = max((r for r in splits["train"]["rows"] if r["source"] != "own"), key=lambda r: r["ndcg@10"])
     test_of_best = next(r for r in splits["test"]["rows"] if r["run"] == best["run"])
-    return {"dataset": args.dataset, "model": args.model_name, "splits": splits,
+    return {"dataset": data.name, "model": model.name, "splits": splits,
             "chosen_on_train": {**best, "test_ndcg@10": test_of_best["ndcg@10"]}, "pc1_curve": results_pc1}
 
 
 PC1_MULTIPLES = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5)  # x the corpus mean's PC1 coefficient; 0 is pc1=off
 
 
-def pc1_curve(args: argparse.Namespace) -> dict:
+def pc1_curve(data: DataSettings, model: ModelSettings, m: int, search: SearchSettings) -> dict:
     """nDCG@10 (train and test) and local alignment of the top-1024 aligned tokens as e + lambda * u1 moves along PC1."""
     import numpy as np
 
-    from encoders.aligned import adjust_pc1
+    from encoders import pc1
+    from encoders.documents import local_alignment_score
     from encoders.models import load_model
-    from encoders.pc1 import AUTO_SAMPLE, pc1_setting
-    from encoders.presets import resolve_preset
     from encoders.vocab import Vocabulary
-    from pipeline.encode import load_shards, model_dir
-    from pipeline.evaluate import TOP_K_ALIGNED, _variant_runs
-    from pipeline.project import local_alignment_score
+    from pipeline.encode import load_shards
+    from pipeline.evaluate import variant_runs
 
-    preset = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size)
-    _, embeddings, tokens = load_shards(model_dir(args, preset.name) / "embeddings")
-    loaded = load_model(preset, args.device, args.dtype)
-    score = local_alignment_score(Vocabulary(loaded.tokenizer, True), loaded.lm_head, tokens)
-    pc1 = pc1_setting(embeddings, "remove")
-    coefficient = pc1["mean_coefficient"]
-    sample = np.arange(min(AUTO_SAMPLE, len(embeddings)))  # the documents pc1=auto scores alignment on
-    datasets = {}
-    for split in ("train", "test"):
-        split_args = copy(args)
-        split_args.split = split
-        datasets[split] = (split_args, dataset_from_args(split_args))
+    _, embeddings, tokens = load_shards(model.embeddings_dir(data))
+    loaded = load_model(model.preset, model.device, model.dtype)
+    alignment = local_alignment_score(Vocabulary(loaded.tokenizer, True), loaded.lm_head, tokens)
+    u1, coefficient = pc1.direction(embeddings)
+    sample = np.arange(min(pc1.AUTO_SAMPLE, len(embeddings)))  # the documents pc1=auto scores alignment on
+    splits = {split: (data.with_split(split), data.with_split(split).load()) for split in ("train", "test")}
     rows = []
     for multiple in PC1_MULTIPLES:
         lam = round(multiple * coefficient, 4)
-        settings = {**TOP_K_ALIGNED, "pc1": "off" if multiple == 0 else str(lam)}
+        variant = Variant.experiment(model.preset, {**TOP_K_ALIGNED, "pc1": "off" if multiple == 0 else str(lam)})
         row = {"multiple": multiple, "lambda": lam,
-               "local_alignment": round(score(adjust_pc1(embeddings[sample], {**pc1, "mode": "shift", "lambda": lam}), sample), 4)}
-        for split, (split_args, dataset) in datasets.items():
-            path = _variant_runs(split_args, dataset, settings, [("tokens", "idf")])[0]
-            row[f"{split}_ndcg@10"] = _score(path, dataset.qrels)
+               "local_alignment": round(alignment(pc1.adjust(embeddings[sample], pc1.shift(u1, lam)), sample), 4)}
+        for split, (split_data, dataset) in splits.items():
+            path = variant_runs(dataset, split_data, model, variant, [("tokens", "idf")], m, search)[0]
+            row[f"{split}_ndcg@10"] = score(dataset.qrels, path)
         rows.append(row)
     by_alignment = max(rows, key=lambda r: r["local_alignment"])
     by_train = max(rows, key=lambda r: r["train_ndcg@10"])
@@ -206,19 +187,14 @@ def table(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("pipeline.sweep", __doc__, add_dataset_args, add_model_args, add_search_args)
+    parser = cli.stage_parser("pipeline.sweep", __doc__, cli.dataset_options, cli.model_options, cli.search_options)
     parser.add_argument("--force", action="store_true", help="rerun searches even when run files exist")
     args = parser.parse_args(argv)
-    from encoders.presets import resolve_preset
-
-    args.model_name = resolve_preset(args.model, args.pooling, args.max_length, args.batch_size).name
-    for key in ("source", "k", "weighting", "normalize", "vocab", "pc1"):
-        setattr(args, key, None)
     if args.limit:
         raise InputError("sweep chooses on the train split, whose judged documents need the whole corpus: drop limit=")
-    results = sweep(args)
-    args.split = "test"
-    folder = run_dir(args)
+    data = cli.data_settings(args).with_split("test")
+    results = sweep(data, cli.model_settings(args), args.m, cli.search_settings(args))
+    folder = data.run_dir
     write_json(folder / "sweep.json", results)
     text = table(results)
     write_text(folder / "sweep.md", text)
@@ -230,4 +206,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    cli_main(main)
+    cli.cli_main(main)

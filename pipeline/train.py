@@ -17,7 +17,6 @@ The batch of step s is a function of (seed, s) only, so resuming replays exactly
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import shutil
@@ -31,13 +30,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from common import layout
+from common.errors import InputError
 from encoders.embedder import Embedder
 from encoders.models import LoadedModel, load_model
-from encoders.presets import Preset, models_root, resolve_preset
+from encoders.presets import Preset
+from pipeline import cli
 from pipeline.artifacts import folder_lock, manifest, write_bytes_with, write_json
-from pipeline.datasets import Dataset, add_dataset_args, load_dataset
-from pipeline.encode import add_model_args
-from pipeline.errors import InputError, cli_main, stage_parser
+from pipeline.datasets import Dataset
+from pipeline.settings import DataSettings, ModelSettings
 
 DATA_SOURCES = ("supervised", "corpus")
 ADAPTED_LABEL = "adapted on the target corpus"
@@ -182,36 +183,38 @@ class Trainer:
         return payload
 
 
-def model_folder(name: str) -> Path:
-    return models_root() / name
+@dataclass(frozen=True)
+class TrainRun:
+    """How far and where a training run goes; unlike TrainSettings these may change between resumes."""
+
+    steps: int = 120
+    name: str | None = None
+    save_every: int = 20
+    eval_every: int = 40
+    dev_docs: int = 300
 
 
-def train(args: argparse.Namespace) -> Path:
-    """Train (or resume) `models/<name>/` to `args.steps` steps and export the model folder."""
+def train(data: DataSettings, model: ModelSettings, settings: TrainSettings, run: TrainRun) -> Path:
+    """Train (or resume) `models/<name>/` to `run.steps` steps and export the model folder."""
     from pipeline.train_curve import DevSet, dev_ndcg, plot_training
 
-    preset = resolve_preset(args.model, args.pooling)
+    preset = model.preset
     if preset.kind != "decoder":
-        raise InputError(f"model={args.model}: only decoder embedders are trained here (SPLADE is trained elsewhere)")
-    sources = tuple(s.strip() for s in args.data.split(",") if s.strip())
-    unknown = [s for s in sources if s not in DATA_SOURCES]
-    if unknown or not sources:
-        raise InputError(f"data={args.data}: choose one or more of {', '.join(DATA_SOURCES)}, comma-separated")
-    if args.steps <= 0 or args.train_batch < 2:
-        raise InputError(f"steps={args.steps} batch={args.train_batch}: need steps >= 1 and batch >= 2 (in-batch negatives)")
-    settings = TrainSettings(base=preset.name, pooling=preset.pooling, data=sources, batch_size=args.train_batch,
-                             lr=args.lr, temperature=args.temperature, seed=args.seed, dev_queries=args.dev_queries,
-                             query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
-                             grad_checkpointing=args.grad_checkpointing)
-    name = args.name or f"{preset.name}-ft"
-    folder = model_folder(name)
+        raise InputError(f"model={model.model}: only decoder embedders are trained here (SPLADE is trained elsewhere)")
+    unknown = [s for s in settings.data if s not in DATA_SOURCES]
+    if unknown or not settings.data:
+        raise InputError(f"data={','.join(settings.data)}: choose one or more of {', '.join(DATA_SOURCES)}, comma-separated")
+    if run.steps <= 0 or settings.batch_size < 2:
+        raise InputError(f"steps={run.steps} batch={settings.batch_size}: need steps >= 1 and batch >= 2 (in-batch negatives)")
+    name = run.name or f"{preset.name}-ft"
+    folder = layout.trained_model_dir(name)
     with folder_lock(folder):
         torch.manual_seed(settings.seed)
         torch.set_num_threads(os.cpu_count() or 1)
-        train_split = load_dataset(args.dataset, "train", args.data_dir, args.beir_dir)
+        train_split = replace(data, split="train", limit=None).load()  # all train queries, never test
         trained_ids, dev_ids = split_dev(train_split, settings.dev_queries, settings.seed)
-        pairs = training_pairs(train_split, sources, trained_ids)
-        loaded = load_model(preset, args.device, args.dtype)
+        pairs = training_pairs(train_split, settings.data, trained_ids)
+        loaded = load_model(preset, model.device, model.dtype)
         trainer = Trainer(preset, loaded, settings)
         checkpoint = folder / "checkpoint.pt"
         state = {"step": 0, "losses": [], "curve": [], "seconds": 0.0, "settings": asdict(settings)}
@@ -221,27 +224,27 @@ def train(args: argparse.Namespace) -> Path:
                 changed = sorted(k for k in asdict(settings) if state["settings"].get(k) != asdict(settings)[k])
                 raise InputError(f"{checkpoint} was trained with other settings ({', '.join(changed)} differ); "
                                  f"delete {folder} or pass --name for a new model")
-            print(f"resuming {name} at step {state['step']} of {args.steps}")
-        dev = DevSet.build(train_split, dev_ids, args.dev_docs, settings.seed) if args.eval_every and dev_ids else None
+            print(f"resuming {name} at step {state['step']} of {run.steps}")
+        dev = DevSet.build(train_split, dev_ids, run.dev_docs, settings.seed) if run.eval_every and dev_ids else None
         if dev and state["step"] == 0 and not state["curve"]:
             state["curve"].append({"step": 0, **dev_ndcg(trainer, dev)})
         started = time.time() - state["seconds"]
-        with tqdm(total=args.steps, initial=state["step"], desc=f"train {name}", unit="step") as bar:
-            while state["step"] < args.steps:
+        with tqdm(total=run.steps, initial=state["step"], desc=f"train {name}", unit="step") as bar:
+            while state["step"] < run.steps:
                 step = state["step"]
                 loss = trainer.step(batch_at(step, pairs, settings.batch_size, settings.seed), step)
                 state["losses"].append(loss)
                 state["step"] = step + 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", avg10=f"{np.mean(state['losses'][-10:]):.3f}")
-                done = state["step"] == args.steps
-                if dev and (state["step"] % args.eval_every == 0 or done):
+                done = state["step"] == run.steps
+                if dev and (state["step"] % run.eval_every == 0 or done):
                     state["curve"].append({"step": state["step"], **dev_ndcg(trainer, dev)})
                     bar.write(f"step {state['step']}: dev {state['curve'][-1]}")
-                if state["step"] % args.save_every == 0 or done:
+                if state["step"] % run.save_every == 0 or done:
                     state["seconds"] = time.time() - started
                     trainer.save_checkpoint(checkpoint, state)
-        export(trainer, preset, folder, name, settings, state, pairs, len(dev_ids), args)
+        export(trainer, preset, folder, name, settings, state, pairs, len(dev_ids), data.name)
         if state["losses"]:
             plot_training(state, folder / "training.png", name)
     print(f"trained model: {folder / 'model'} (use model={name})")
@@ -249,7 +252,7 @@ def train(args: argparse.Namespace) -> Path:
 
 
 def export(trainer: Trainer, preset: Preset, folder: Path, name: str, settings: TrainSettings, state: dict,
-           pairs: dict[str, list[Pair]], dev_queries: int, args: argparse.Namespace) -> None:
+           pairs: dict[str, list[Pair]], dev_queries: int, dataset: str) -> None:
     """The Hugging Face folder (+ the preset that reproduces its pooling and prompts) and the manifest."""
     target = folder / "model"
     tmp = folder / "model.tmp"
@@ -259,13 +262,13 @@ def export(trainer: Trainer, preset: Preset, folder: Path, name: str, settings: 
     labels = [f"fine-tuned from {preset.name}"] + (["on the train split"] if "supervised" in settings.data else []) + \
         ([ADAPTED_LABEL] if "corpus" in settings.data else [])
     trained_preset = replace(preset, name=name, source=str(target),
-                             note=f"{', '.join(labels)} ({args.dataset}; {state['step']} steps)")
+                             note=f"{', '.join(labels)} ({dataset}; {state['step']} steps)")
     write_json(tmp / "keytokens-preset.json", trained_preset.describe())
     if target.exists():
         shutil.rmtree(target)
     tmp.replace(target)
     write_json(folder / "manifest.json", manifest(
-        "train", name=name, base_model=preset.name, base_source=preset.source, dataset=args.dataset,
+        "train", name=name, base_model=preset.name, base_source=preset.source, dataset=dataset,
         data=list(settings.data), labels=labels, settings=asdict(settings), steps=state["step"],
         pairs={source: len(found) for source, found in pairs.items()}, dev_queries_held_out=dev_queries,
         losses=[round(x, 5) for x in state["losses"]], dev_curve=state["curve"],
@@ -273,7 +276,7 @@ def export(trainer: Trainer, preset: Preset, folder: Path, name: str, settings: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("pipeline.train", __doc__, add_dataset_args, add_model_args)
+    parser = cli.stage_parser("pipeline.train", __doc__, cli.dataset_options, cli.model_options)
     group = parser.add_argument_group("training")
     group.add_argument("--data", default="supervised,corpus", help="pair sources, comma-separated: supervised "
                        "(train split claims -> cited docs), corpus (title -> abstract); default both")
@@ -291,9 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--dev-docs", type=int, default=300, help="documents of the dev ranking (judged + random)")
     group.add_argument("--grad-checkpointing", action="store_true", help="less memory, about 30%% more time")
     args = parser.parse_args(argv)
-    train(args)
+    model = ModelSettings(args.model, args.pooling, device=args.device, dtype=args.dtype)
+    settings = TrainSettings(base=model.name, pooling=model.preset.pooling,
+                             data=tuple(s.strip() for s in args.data.split(",") if s.strip()), batch_size=args.train_batch,
+                             lr=args.lr, temperature=args.temperature, seed=args.seed, dev_queries=args.dev_queries,
+                             query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
+                             grad_checkpointing=args.grad_checkpointing)
+    train(cli.data_settings(args), model, settings,
+          TrainRun(args.steps, args.name, args.save_every, args.eval_every, args.dev_docs))
     return 0
 
 
 if __name__ == "__main__":
-    cli_main(main)
+    cli.cli_main(main)

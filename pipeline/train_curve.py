@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from encoders.documents import aligned_vectors
 from encoders.queries import TokenQueryEncoder
 from encoders.vocab import Vocabulary
 from pipeline.artifacts import read_json
+from pipeline.collection import write_collection
 from pipeline.datasets import Dataset
 from pipeline.index import build_lucene
-from pipeline.project import aligned_vectors, write_collection
-from pipeline.search import dense_search, impact_search
-
-SPARSE_SETTINGS = {"k": 1024, "weighting": "log", "vocab": "text"}
+from pipeline.retrieval import DenseIndex, impact_search
+from pipeline.runs import score
 
 
 @dataclass
@@ -41,13 +41,6 @@ class DevSet:
         doc_ids = judged + sorted(extra)
         return cls({q: train.queries[q] for q in query_ids}, doc_ids, [train.corpus[d].contents for d in doc_ids],
                    {q: train.qrels[q] for q in query_ids})
-
-
-def _ndcg10(qrels: dict[str, dict[str, int]], run: dict[str, list[tuple[str, float]]]) -> float:
-    from ranx import Qrels, Run, evaluate
-
-    scores = {q: {d: s for d, s in hits} or {"<none>": 0.0} for q, hits in run.items()}
-    return round(float(evaluate(Qrels.from_dict(qrels), Run.from_dict(scores), "ndcg@10")), 4)
 
 
 def _sparse_run(vocab: Vocabulary, vectors: list[dict[str, int]], doc_ids: list[str],
@@ -71,11 +64,12 @@ def dev_ndcg(trainer, dev: DevSet) -> dict[str, float]:
         docs = embedder.encode(dev.docs)
         queries = embedder.encode(list(dev.queries.values()), is_query=True)
         qids = list(dev.queries)
-        dense = dense_search(dev.doc_ids, docs.embeddings, queries.embeddings, qids, k=10)
+        dense = DenseIndex(dev.doc_ids, docs.embeddings).search(queries.embeddings, qids, k=10)
         vocab = Vocabulary(embedder.tokenizer, normalize=True)
-        vectors, _ = aligned_vectors(vocab, docs.embeddings, embedder.loaded.lm_head, docs.token_ids, SPARSE_SETTINGS)
+        vectors, _ = aligned_vectors(vocab, docs.embeddings, embedder.loaded.lm_head, docs.token_ids, k=1024,
+                                     weighting="log", within_text=True)
         sparse = _sparse_run(vocab, vectors, dev.doc_ids, dev.queries)
-        return {"dense_ndcg@10": _ndcg10(dev.qrels, dense), "sparse_ndcg@10": _ndcg10(dev.qrels, sparse)}
+        return {"dense_ndcg@10": score(dev.qrels, dense), "sparse_ndcg@10": score(dev.qrels, sparse)}
     finally:
         trainer.model.train()
 

@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from pipeline.datasets import load_dataset
-from pipeline.errors import InputError
+from common.errors import InputError
 from tests.conftest import REPO, beir_dir
 
 

@@ -5,7 +5,7 @@ import pytest
 from ranx import Qrels, Run, evaluate
 
 from pipeline.report import leaderboard
-from pipeline.search import read_trec
+from pipeline.runs import read_trec
 
 # nDCG@10 of Lucene BM25 (k1=0.9, b=0.4, title + text) on the first 20 test queries of scifact with the limit=20
 # slice (20 queries, 200 documents), measured once with this code; full scifact gives Anserini's 0.6789.
@@ -48,12 +48,11 @@ def test_leaderboard_labels_references_as_published(evaluated):
 
 
 def test_bm25_matches_its_regression_value_on_a_slice():
-    from argparse import Namespace
-
-    from pipeline.datasets import load_dataset
     from pipeline.search import run_bm25
+    from pipeline.settings import DataSettings, SearchSettings
 
-    dataset = load_dataset("scifact", "test", limit=20)
-    path = run_bm25(Namespace(dataset="scifact", limit=20, split="test", threads=2), dataset)
+    data = DataSettings("scifact", "test", 20)
+    dataset = data.load()
+    path = run_bm25(dataset, data, SearchSettings())
     value = evaluate(Qrels.from_dict(dataset.qrels), Run.from_dict(read_trec(path)), "ndcg@10")
     assert value == pytest.approx(BM25_SLICE20_NDCG10, abs=5e-4)

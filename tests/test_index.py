@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 
-from pipeline.encode import SHARD_SIZE, encode_corpus, shard_paths
+from pipeline.encode import encode_corpus, shard_paths
 from pipeline.index import index_variant, lucene_doc_count
 from pipeline.project import project
-from tests.conftest import pipeline_args
+from tests.conftest import slice_data, slice_model, variant
 
 KEY_WORDS = {"white", "matter", "brain", "cerebral", "newborn", "neonatal", "neuro", "infant", "diffusion"}
 
@@ -29,13 +29,13 @@ def test_embeddings_manifest(embeddings, sliced):
 
 
 def test_aligned_tokens_of_known_passage_hold_its_key_words(embeddings):
-    folder = project(pipeline_args(source="aligned", k=128, vocab="all", pc1="remove"))
+    folder = project(slice_data(), slice_model(), variant(source="aligned", k=128, vocab="all", pc1="remove"))
     doc = next(d for d in _collection(folder) if d["id"] == "4983")  # cerebral white matter in newborns
     assert KEY_WORDS & set(doc["vector"]), list(doc["vector"])[:30]
 
 
 def test_collection_lines_hold_positive_ints_within_scale(embeddings):
-    folder = project(pipeline_args(source="aligned", k=64, vocab="all", pc1="off", weighting="logit", normalize="off"))
+    folder = project(slice_data(), slice_model(), variant(source="aligned", k=64, vocab="all", pc1="off", weighting="logit", normalize="off"))
     docs = _collection(folder)
     assert len(docs) == 50
     for doc in docs:
@@ -46,7 +46,7 @@ def test_collection_lines_hold_positive_ints_within_scale(embeddings):
 
 
 def test_index_has_corpus_count_and_df(embeddings):
-    lucene = index_variant(pipeline_args())
+    lucene = index_variant(slice_data(), slice_model(), variant())
     assert lucene_doc_count(lucene) == 50
     df = json.loads((lucene / "df.json").read_text())
     assert df["documents"] == 50 and all(v >= 1 for v in df["df"].values())
@@ -54,12 +54,12 @@ def test_index_has_corpus_count_and_df(embeddings):
 
 def test_project_twice_gives_same_bytes_and_another_k_reuses_embeddings(embeddings):
     stamp = {p: p.stat().st_mtime_ns for p in embeddings.glob("part-*")}
-    first = project(pipeline_args(source="aligned", k=32, vocab="all"))
+    first = project(slice_data(), slice_model(), variant(source="aligned", k=32, vocab="all"))
     before = {p.name: p.read_bytes() for p in (first / "collection").glob("*.jsonl")}
     (first / "manifest.json").unlink()  # force a rebuild
-    again = project(pipeline_args(source="aligned", k=32, vocab="all"))
+    again = project(slice_data(), slice_model(), variant(source="aligned", k=32, vocab="all"))
     assert {p.name: p.read_bytes() for p in (again / "collection").glob("*.jsonl")} == before
-    other = project(pipeline_args(source="aligned", k=8, vocab="all"))
+    other = project(slice_data(), slice_model(), variant(source="aligned", k=8, vocab="all"))
     assert all(len(d["vector"]) <= 8 for d in _collection(other))
     assert {p: p.stat().st_mtime_ns for p in embeddings.glob("part-*")} == stamp
 
@@ -69,6 +69,8 @@ def test_resume_after_interruption_is_byte_identical(embeddings, sliced):
     expected = (vectors.read_bytes(), meta.read_bytes())
     vectors.unlink()  # a killed run: the shard's last file never got renamed into place
     vectors.with_name(vectors.name + ".tmp").write_bytes(b"partial")
-    encode_corpus(sliced, pipeline_args())
+    encode_corpus(sliced, slice_data(), slice_model())
     assert (vectors.read_bytes(), meta.read_bytes()) == expected
-    assert SHARD_SIZE >= 50  # one shard holds the slice, so the rerun redid exactly the interrupted one
+    info = json.loads((embeddings / "manifest.json").read_text())
+    assert info["timings"]["shards_encoded_last_run"] == 1  # the rerun redid exactly the interrupted shard
+    assert not vectors.with_name(vectors.name + ".tmp").exists()

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,8 @@ from pipeline.artifacts import folder_lock
 from pipeline.encode import encode_corpus
 from pipeline.index import build_lucene, index_variant, lucene_doc_count
 from pipeline.search import impact_search, run_sparse
-from tests.conftest import REPO, SLICE, pipeline_args
+from pipeline.settings import DataSettings, QuerySettings, SearchSettings
+from tests.conftest import REPO, SLICE, slice_data, slice_model, variant
 
 ODD_DOCS = [
     {"_id": "bom", "title": "First line after a byte-order mark", "text": "cerebral white matter"},
@@ -60,19 +59,17 @@ def _one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
 
 def test_odd_but_valid_corpus_is_indexed(tmp_path):
     folder = _write_beir(tmp_path / "odd", ODD_DOCS)
-    args = pipeline_args(dataset="odd", data_dir=str(folder), limit=None)
-    from pipeline.datasets import load_dataset
-
-    dataset = load_dataset("odd", data_dir=folder)
-    embeddings = encode_corpus(dataset, args)
+    data, model = DataSettings("odd", data_dir=str(folder)), slice_model()
+    dataset = data.load()
+    embeddings = encode_corpus(dataset, data, model)
     info = json.loads((embeddings / "manifest.json").read_text())
     assert info["counts"]["documents"] == 8 and info["counts"]["empty_documents"] == 1
     assert info["counts"]["truncated_documents"] >= 1
-    lucene = index_variant(args)
+    lucene = index_variant(data, model, variant())
     assert lucene_doc_count(lucene) == 8
     collection = json.loads((lucene.parent / "manifest.json").read_text())
     assert collection["counts"]["documents_without_terms"] >= 2  # the empty and the emoji-only documents
-    run = run_sparse(args, dataset)
+    run = run_sparse(dataset, data, model, variant(), QuerySettings(), SearchSettings())
     lines = run.read_text().splitlines()
     assert {line.split()[0] for line in lines} == {"q1"}  # the empty query q2 has no terms and so no hits
 
@@ -107,59 +104,51 @@ def test_model_without_lm_head_is_refused(tmp_path):
 
 
 def test_query_side_refuses_an_index_of_another_normalisation(embeddings):
-    raw = index_variant(pipeline_args(normalize="off", k=64)).parent
+    raw = index_variant(slice_data(), slice_model(), variant(normalize="off", k=64)).parent
     result = _cli("pipeline.search", "--dataset", "scifact", "--limit", str(SLICE), "--index", str(raw), "--normalize", "on")
     _one_line_error(result, "normalize=off, the query side asks for normalize=on")
 
 
 def test_out_of_vocabulary_and_empty_queries_give_empty_results(embeddings):
-    lucene = index_variant(pipeline_args())
+    lucene = index_variant(slice_data(), slice_model(), variant())
     run = impact_search(lucene, {"oov": {"zzqxjv-not-a-term": 3}, "empty": {}}, k=10, threads=1)
     assert run == {"oov": [], "empty": []}
 
 
-def test_killed_encoder_resumes_to_identical_shards(tmp_path):
+def test_interrupted_encoder_resumes_to_identical_shards(tmp_path):
+    """A run that stopped after some shards, with one shard half-written (its .tmp left behind, as a kill leaves it),
+    resumes to exactly the shards of an uninterrupted run. Deterministic: the interruption is staged, not timed."""
     common = ["--dataset", "scifact", "--limit", "2", "--shard-size", "4"]
     clean = tmp_path / "clean"
     assert _cli("pipeline.encode", *common, env={"KEYTOKENS_INDEXES": str(clean)}).returncode == 0
-    killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.encode", *common], cwd=REPO,
-                               env={**os.environ, "KEYTOKENS_INDEXES": str(killed)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    folder = killed / "scifact-limit2" / "smollm2" / "embeddings"
-    deadline = time.time() + 300
-    while not (folder / "part-00001.npy").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done_before = sorted(p.name for p in folder.glob("part-*.npy"))
-    assert 2 <= len(done_before) < 5  # killed mid-run: some shards complete, not all
+    stopped = tmp_path / "stopped"
+    part = _cli("pipeline.encode", *common, "--shards", "2", "--shard", "0", env={"KEYTOKENS_INDEXES": str(stopped)})
+    assert part.returncode == 0 and "still missing" in part.stdout
+    folder = stopped / "scifact-limit2" / "smollm2" / "embeddings"
+    assert sorted(p.name for p in folder.glob("part-*.npy")) == ["part-00000.npy", "part-00002.npy", "part-00004.npy"]
+    (folder / "part-00002.npy").rename(folder / "part-00002.npy.tmp")  # killed before the rename that completes it
     assert not (folder / "manifest.json").exists()
-    assert _cli("pipeline.encode", *common, env={"KEYTOKENS_INDEXES": str(killed)}).returncode == 0
+    assert _cli("pipeline.encode", *common, env={"KEYTOKENS_INDEXES": str(stopped)}).returncode == 0
     clean_folder = clean / "scifact-limit2" / "smollm2" / "embeddings"
-    for part in sorted(clean_folder.glob("part-*")):
-        assert (folder / part.name).read_bytes() == part.read_bytes(), part.name
+    for done in sorted(clean_folder.glob("part-*")):
+        assert (folder / done.name).read_bytes() == done.read_bytes(), done.name
+    assert json.loads((folder / "manifest.json").read_text())["timings"]["shards_encoded_last_run"] == 3
 
 
-def test_killed_lucene_build_is_rebuilt_complete(embeddings, tmp_path):
-    lucene = index_variant(pipeline_args(source="aligned", k=16, vocab="all"))
-    variant = lucene.parent
-    (variant / "lucene.manifest.json").unlink()
+def test_interrupted_lucene_build_is_rebuilt_complete(embeddings):
+    """A build killed mid-way leaves `lucene.tmp` and no manifest: the next run rebuilds the index complete."""
+    data, model, levers = slice_data(), slice_model(), variant(source="aligned", k=16, vocab="all")
+    lucene = index_variant(data, model, levers)
+    folder = lucene.parent
+    (folder / "lucene.manifest.json").unlink()
     import shutil
 
     shutil.rmtree(lucene)
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.index", "--dataset", "scifact", "--limit", str(SLICE),
-                                "--source", "aligned", "--k", "16", "--vocab", "all"], cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    tmp = variant / "lucene.tmp"
-    deadline = time.time() + 120
-    while not tmp.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (variant / "lucene.manifest.json").exists() or lucene_doc_count(lucene) == 50
-    rebuilt = index_variant(pipeline_args(source="aligned", k=16, vocab="all"))
-    assert lucene_doc_count(rebuilt) == 50 and not tmp.exists()
+    (folder / "lucene.tmp").mkdir()
+    (folder / "lucene.tmp" / "_0.cfs").write_bytes(b"half an index")
+    rebuilt = index_variant(data, model, levers)
+    assert lucene_doc_count(rebuilt) == 50 and not (folder / "lucene.tmp").exists()
+    assert json.loads((folder / "lucene.manifest.json").read_text())["lucene"]["documents"] == 50
 
 
 def test_unwritable_output_is_one_line(tmp_path):
@@ -176,10 +165,10 @@ def test_second_writer_on_the_same_folder_refuses(embeddings):
 
 
 def test_two_searches_give_identical_run_files(embeddings, sliced):
-    args = pipeline_args(force=True)
-    index_variant(args)
-    first = run_sparse(args, sliced).read_bytes()
-    assert run_sparse(args, sliced).read_bytes() == first
+    data, model, search = slice_data(), slice_model(), SearchSettings(force=True)
+    index_variant(data, model, variant())
+    first = run_sparse(sliced, data, model, variant(), QuerySettings(), search).read_bytes()
+    assert run_sparse(sliced, data, model, variant(), QuerySettings(), search).read_bytes() == first
 
 
 @settings(max_examples=8, deadline=None)

@@ -98,7 +98,7 @@ def test_resume_gives_the_same_weights_and_a_usable_preset(isolated_outputs):
 
 
 def test_settings_change_on_resume_is_refused(isolated_outputs):
-    from pipeline.errors import InputError
+    from common.errors import InputError
 
     train_main(TINY + ["--steps", "1", "--name", "changing"])
     with pytest.raises(InputError, match="other settings"):

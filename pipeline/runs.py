@@ -1,0 +1,81 @@
+"""Runs in ranx's spirit: the Run type, TREC files, scoring, and the experiment list every report names runs from.
+
+A run is `{qid: [(docid, score), ...]}` best first. TREC files are written atomically with the run's name as tag.
+`score` is the one place a run is scored (ranx), for evaluate, sweep and the training curve alike. `EXPERIMENTS`
+declares the leaderboard's sparse runs once, by name: evaluate makes them, sweep and fusion look them up by name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.errors import InputError
+from pipeline.artifacts import write_text
+
+Run = dict[str, list[tuple[str, float]]]
+Qrels = dict[str, dict[str, int]]
+
+
+def write_trec(path: Path, run: Run, tag: str) -> None:
+    lines = [f"{qid} Q0 {doc} {rank} {score:.6f} {tag}"
+             for qid, hits in run.items() for rank, (doc, score) in enumerate(hits, start=1)]
+    write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def read_trec(path: Path) -> dict[str, dict[str, float]]:
+    run: dict[str, dict[str, float]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            parts = line.split()
+            if len(parts) != 6:
+                raise InputError(f"{path}:{number}: not a TREC run line (qid Q0 docid rank score tag)")
+            run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+    return run
+
+
+def ranx_run(path: Path):
+    from ranx import Run as RanxRun
+
+    return RanxRun.from_dict(read_trec(path), name=path.stem)
+
+
+def score(qrels: Qrels, run: Run | Path, metric: str = "ndcg@10") -> float:
+    """One metric of a run (a TREC file or an in-memory run) against qrels, rounded to 4 places."""
+    from ranx import Qrels as RanxQrels, Run as RanxRun, evaluate
+
+    if isinstance(run, Path):
+        scores = read_trec(run)
+    else:
+        scores = {q: {d: s for d, s in hits} or {"<none>": 0.0} for q, hits in run.items()}
+    return round(float(evaluate(RanxQrels.from_dict(qrels), RanxRun.from_dict(scores), metric,
+                                make_comparable=True)), 4)
+
+
+def sparse_run_name(model: str, variant: str, mode: str, qweight: str) -> str:
+    return f"{model}.{variant}.{mode}-{qweight}"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named family of sparse runs: a fixed variant (levers over the defaults) and the query modes it is run with.
+
+    `levers=None` is the user's own variant (the command line's, or the defaults)."""
+
+    name: str
+    levers: dict | None
+    modes: tuple[tuple[str, str], ...]  # (query, qweight)
+    full_only: bool = True  # skipped by `evaluate --quick`
+
+
+TOP_K_ALIGNED = {"source": "aligned", "k": 1024, "weighting": "log", "normalize": "on", "vocab": "text", "pc1": "remove"}
+PAPER_FAITHFUL = {"source": "aligned", "k": 128, "weighting": "logit", "normalize": "off", "vocab": "all", "pc1": "off"}
+EXPERIMENTS = (
+    Experiment("default", None, (("tokens", "idf"), ("aligned", "idf")), full_only=False),
+    Experiment("top-k aligned", TOP_K_ALIGNED, (("tokens", "idf"), ("aligned", "idf"))),
+    Experiment("hybrid", {"source": "hybrid", "weighting": "bm25tf", "pc1": "remove"}, (("tokens", "idf"),)),
+    Experiment("top-k aligned pc1=off", {**TOP_K_ALIGNED, "pc1": "off"}, (("tokens", "idf"),)),
+    Experiment("top-k aligned pc1=auto", {**TOP_K_ALIGNED, "pc1": "auto"}, (("tokens", "idf"),)),
+    Experiment("paper-faithful", PAPER_FAITHFUL, (("tokens", "count"), ("aligned", "count"))),
+    Experiment("control uniform", {"source": "own", "weighting": "uniform"}, (("tokens", "idf"),)),
+    Experiment("control bm25tf", {"source": "own", "weighting": "bm25tf"}, (("tokens", "idf"),)),
+)

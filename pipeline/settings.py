@@ -1,0 +1,168 @@
+"""Typed, frozen settings passed between stages, and the one place for defaults.
+
+Built once at the CLI edge (pipeline/cli.py) from flags or manifests; every stage function takes these, never an
+argparse Namespace. `ModelSettings.preset` resolves the preset once per settings object; `Variant` is the collection
+variant (its `name` is the folder, `as_dict()` the manifest entry); `QuerySettings` the sparse query mode.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
+
+from common import layout
+from common.errors import InputError
+from encoders.aligned import WEIGHTINGS
+from encoders.presets import Preset, resolve_preset
+
+# Retrieval defaults, shared by every stage that searches or scores.
+DEPTH = 1000  # hits per query in every run
+ALIGNED_M = 32  # aligned tokens added per query in query=aligned
+DEFAULT_K = 1024
+# The default variant: chosen on scifact's train split by `make sweep` (runs/scifact/sweep.md): the hybrid won among the
+# LLM variants (train nDCG@10 0.6250; the best top-K aligned variant, K=1024, 0.5775).
+DEFAULTS = {"source": "hybrid", "k": DEFAULT_K, "weighting": None, "normalize": "on", "vocab": "text", "pc1": "remove"}
+DEFAULT_WEIGHTING = {"aligned": "log", "own": "bm25tf", "hybrid": "bm25tf"}
+CONTROL_WEIGHTINGS = ("uniform", "bm25tf")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Which dataset slice: name, qrels split, an optional deterministic slice and where the files are."""
+
+    name: str = "scifact"
+    split: str = "test"
+    limit: int | None = None
+    data_dir: str | None = None
+    beir_dir: str | None = None
+
+    @property
+    def key(self) -> str:
+        return layout.dataset_key(self.name, self.limit)
+
+    @property
+    def run_dir(self):
+        return layout.run_dir(self.key, self.split)
+
+    def with_split(self, split: str) -> "DataSettings":
+        return replace(self, split=split)
+
+    def load(self):
+        from pipeline.datasets import load_dataset
+
+        return load_dataset(self.name, self.split, self.data_dir, self.beir_dir, self.limit)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which embedder and how to run it; `preset` is resolved once, `name` is its folder name."""
+
+    model: str = "smollm2"
+    pooling: str | None = None
+    max_length: int | None = None
+    batch_size: int | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+
+    @cached_property
+    def preset(self) -> Preset:
+        return resolve_preset(self.model, self.pooling, self.max_length, self.batch_size)
+
+    @property
+    def name(self) -> str:
+        return self.preset.name
+
+    def other(self, model: str) -> "ModelSettings":
+        """Another embedder on the same device, with its own preset's pooling and lengths."""
+        return ModelSettings(model=model, device=self.device, dtype=self.dtype)
+
+    def embeddings_dir(self, data: DataSettings):
+        return layout.embeddings_dir(data.key, self.name)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A collection variant: which terms a document gets and how they are weighted (see pipeline/project.py)."""
+
+    source: str = "hybrid"
+    k: int | None = DEFAULT_K
+    weighting: str | None = "bm25tf"
+    normalize: str = "on"
+    vocab: str = "text"
+    pc1: str = "remove"
+
+    @classmethod
+    def build(cls, preset: Preset, **given) -> "Variant":
+        """The variant for `preset` from the given levers (None = default), validated."""
+        if preset.kind == "splade":  # SPLADE's own weights over raw WordPiece terms by default
+            return cls("splade", None, "max log(1+relu(mlm))", given.get("normalize") or "off", "all", "off")
+        values = {key: given[key] if given.get(key) is not None else value for key, value in DEFAULTS.items()}
+        if values["weighting"] is None:
+            values["weighting"] = DEFAULT_WEIGHTING.get(values["source"])
+        variant = cls(**values)
+        variant.validate()
+        return variant
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Variant":
+        return cls(**{key: values[key] for key in DEFAULTS})
+
+    @classmethod
+    def experiment(cls, preset: Preset, levers: dict) -> "Variant":
+        """The defaults with some levers set, whatever the command line said (an experiment's fixed variant)."""
+        return cls.build(preset, **{**DEFAULTS, **levers})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def name(self) -> str:
+        norm = "norm" if self.normalize == "on" else "raw"
+        pc1 = str(self.pc1).replace("-", "m")
+        if self.source == "splade":
+            return f"splade-{norm}"
+        if self.source == "own":
+            return f"own-{self.weighting}-{norm}"
+        if self.source == "hybrid":
+            return f"hybrid-{self.weighting}-{norm}-pc1{pc1}"
+        return f"k{self.k}-{self.weighting}-{norm}-{self.vocab}-pc1{pc1}"
+
+    def dir(self, data: DataSettings, model: ModelSettings):
+        return layout.variant_dir(data.key, model.name, self.name)
+
+    def validate(self) -> None:
+        if self.source not in ("aligned", "own", "hybrid"):
+            raise InputError(f"source={self.source}: choose aligned, own or hybrid")
+        allowed = {"aligned": WEIGHTINGS, "own": CONTROL_WEIGHTINGS, "hybrid": ("bm25tf",)}[self.source]
+        if self.weighting not in allowed:
+            raise InputError(f"weighting={self.weighting} is not for source={self.source}: choose {', '.join(allowed)}")
+        if self.normalize not in ("on", "off") or self.vocab not in ("all", "text"):
+            raise InputError(f"normalize={self.normalize} vocab={self.vocab}: use normalize=on|off, vocab=all|text")
+        if int(self.k) <= 0:
+            raise InputError(f"k={self.k}: K must be a positive number of tokens")
+        if self.pc1 not in ("off", "remove", "auto"):
+            try:
+                float(self.pc1)
+            except ValueError:
+                raise InputError(f"pc1={self.pc1}: use off, remove, auto or a number lambda") from None
+
+
+@dataclass(frozen=True)
+class QuerySettings:
+    """The sparse query side: `tokens` (own tokens, no LLM) or `aligned` (+ top-M aligned tokens, one forward)."""
+
+    query: str = "tokens"
+    qweight: str = "idf"
+    m: int = ALIGNED_M
+
+    @property
+    def mode(self) -> str:
+        return f"aligned{self.m}" if self.query == "aligned" else "tokens"
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How runs are made: threads, an explicit index folder, rerun even when a run file exists."""
+
+    threads: int = 2
+    index: str | None = None
+    force: bool = False
