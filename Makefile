@@ -18,10 +18,11 @@ MODEL_ARGS = --model $(model) $(if $(pooling),--pooling $(pooling)) $(if $(devic
 PROJECT_ARGS = $(if $(k),--k $(k)) $(if $(weighting),--weighting $(weighting)) $(if $(normalize),--normalize $(normalize)) \
 	$(if $(vocab),--vocab $(vocab)) $(if $(pc1),--pc1 $(pc1)) $(if $(source),--source $(source))
 
-.PHONY: help setup test demo encode project index eval sweep analyze bench explain train
+.PHONY: help setup test test-fast demo encode project index eval sweep analyze bench explain train
 help:
 	@echo "make setup                       create .venv and install pinned requirements (idempotent)"
-	@echo "make test                        run the test suite (real Lucene, FAISS, SmolLM2, scifact slices)"
+	@echo "make test                        both test tiers: unit + integration (real Lucene, FAISS, SmolLM2, scifact slices)"
+	@echo "make test-fast                   the unit tier only: no JVM, no model weights, no dataset (under a minute)"
 	@echo "make demo                        index + eval scifact with SmolLM2, print the leaderboard"
 	@echo "make index dataset=D [model=M] [k=K] [limit=N] [weighting=W] [normalize=on|off] [vocab=all|text] [pc1=off|remove|L]"
 	@echo "make eval dataset=D [model=M] [limit=N]   runs (sparse, dense, BM25, SPLADE, control), metrics, leaderboard"
@@ -44,6 +45,9 @@ $(STAMP): requirements.txt requirements-models.txt
 
 test: setup
 	$(PY) -m pytest -q tests
+
+test-fast: setup
+	$(PY) -m pytest -q tests/unit
 
 encode: setup
 	$(PY) -m pipeline.encode $(DATA_ARGS) $(MODEL_ARGS) $(if $(shards),--shards $(shards) --shard $(shard))

@@ -34,7 +34,7 @@ from encoders.queries import l2_normalise
 from encoders.vocab import Vocabulary
 from pipeline import cli
 from pipeline.artifacts import read_json, write_json, write_text
-from pipeline.encode import load_shards
+from pipeline.shards import load_shards
 from pipeline.retrieval import BM25Index, DenseIndex, ImpactIndex
 from pipeline.search import query_encoder, splade_queries, token_encoder
 from pipeline.settings import DataSettings, ModelSettings, QuerySettings, Variant
@@ -42,7 +42,7 @@ from pipeline.settings import DataSettings, ModelSettings, QuerySettings, Varian
 WARMUP = 5
 
 
-def _stats(seconds: list[float]) -> dict:
+def latency_stats(seconds: list[float]) -> dict:
     ms = np.array(seconds) * 1000
     return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3),
             "mean_ms": round(float(ms.mean()), 3)}
@@ -68,24 +68,24 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
 
     encoded, enc_t = _timed(tokens.encode, texts)
     _, search_t = _timed(searcher.search_one, encoded)
-    result["a sparse tokens"] = {"encode": _stats(enc_t), "search": _stats(search_t),
-                                 "total": _stats(list(np.add(enc_t, search_t)))}
+    result["a sparse tokens"] = {"encode": latency_stats(enc_t), "search": latency_stats(search_t),
+                                 "total": latency_stats(list(np.add(enc_t, search_t)))}
 
     aligned = query_encoder(model, QuerySettings("aligned", "idf"), folder, info)
     encoded_aligned, enc_a = _timed(aligned.encode, texts)
     _, search_a = _timed(searcher.search_one, encoded_aligned)
-    result["b sparse aligned"] = {"encode": _stats(enc_a), "search": _stats(search_a),
-                                  "total": _stats(list(np.add(enc_a, search_a)))}
+    result["b sparse aligned"] = {"encode": latency_stats(enc_a), "search": latency_stats(search_a),
+                                  "total": latency_stats(list(np.add(enc_a, search_a)))}
 
     doc_ids, embeddings, _ = load_shards(model.embeddings_dir(data))
     index = DenseIndex(doc_ids, embeddings)
     vectors, enc_d = _timed(lambda t: l2_normalise(embedder.encode([t], is_query=True).embeddings), texts)
     _, search_d = _timed(index.search_vectors, vectors)
-    result["c dense"] = {"encode": _stats(enc_d), "search": _stats(search_d), "total": _stats(list(np.add(enc_d, search_d)))}
+    result["c dense"] = {"encode": latency_stats(enc_d), "search": latency_stats(search_d), "total": latency_stats(list(np.add(enc_d, search_d)))}
 
     bm25 = BM25Index(layout.bm25_dir(data.key) / "lucene")
     _, bm25_t = _timed(bm25.search_one, texts)
-    result["d bm25"] = {"total": _stats(bm25_t)}
+    result["d bm25"] = {"total": latency_stats(bm25_t)}
 
     splade_folder = layout.variant_dir(data.key, "splade-tiny", "splade-raw")
     if (splade_folder / "lucene").exists():
@@ -94,7 +94,7 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
         one = lambda t: splade_queries(dataset.__class__(dataset.name, "", "", {}, {"q": t}, {}), splade_info, "cpu")["q"]  # noqa: E731
         encoded_s, enc_s = _timed(one, texts)
         _, search_s = _timed(splade_searcher.search_one, encoded_s)
-        result["e splade"] = {"encode": _stats(enc_s), "search": _stats(search_s), "total": _stats(list(np.add(enc_s, search_s)))}
+        result["e splade"] = {"encode": latency_stats(enc_s), "search": latency_stats(search_s), "total": latency_stats(list(np.add(enc_s, search_s)))}
 
     qids = list(dataset.queries)
     start = time.perf_counter()

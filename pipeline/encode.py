@@ -21,84 +21,14 @@ from common import layout
 from common.errors import InputError
 from encoders.embedder import Embedder, EncodedBatch
 from encoders.models import load_model, pick_device, pick_dtype
-from encoders.splade import SparseBatch, SpladeEncoder
+from encoders.splade import SpladeEncoder
 from pipeline import cli
-from pipeline.artifacts import folder_lock, manifest, read_json, write_bytes_with, write_json
+from pipeline.artifacts import folder_lock, manifest, read_json, write_json
 from pipeline.datasets import Dataset
 from pipeline.settings import DataSettings, ModelSettings
+from pipeline.shards import read_shard, read_shards, shard_complete, write_shard
 
 SHARD_SIZE = 256
-
-
-def shard_paths(folder: Path, number: int) -> tuple[Path, Path]:
-    return folder / f"part-{number:05d}.npy", folder / f"part-{number:05d}.meta.npz"
-
-
-def shard_complete(folder: Path, number: int) -> bool:
-    vectors, meta = shard_paths(folder, number)
-    return vectors.exists() and meta.exists()
-
-
-def load_sparse(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """SPLADE shards: per document, its non-zero vocabulary ids and weights."""
-    info = read_json(folder / "manifest.json", "embeddings manifest")
-    rows = []
-    for number in range(info["shards"]):
-        meta = np.load(shard_paths(folder, number)[1])
-        ids, weights, offsets = meta["sparse_ids"], meta["sparse_weights"], meta["sparse_offsets"]
-        rows.extend((ids[offsets[i]:offsets[i + 1]], weights[offsets[i]:offsets[i + 1]]) for i in range(len(offsets) - 1))
-    return rows
-
-
-def load_shards(folder: Path) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
-    """All shards in order: doc ids, embeddings [N, hidden] ([N, 0] for SPLADE), each doc's own token ids."""
-    info = read_json(folder / "manifest.json", "embeddings manifest")
-    if not info.get("complete"):
-        raise InputError(f"embeddings in {folder} are incomplete; rerun `make encode` (or all --shard parts) first")
-    ids: list[str] = []
-    vectors: list[np.ndarray] = []
-    tokens: list[np.ndarray] = []
-    for number in range(info["shards"]):
-        vec_path, meta_path = shard_paths(folder, number)
-        meta = np.load(meta_path)
-        ids.extend(meta["doc_ids"].tolist())
-        vectors.append(np.load(vec_path))
-        flat, offsets = meta["token_ids"], meta["token_offsets"]
-        tokens.extend(flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1))
-    return ids, np.concatenate(vectors), tokens
-
-
-def _ragged(arrays: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Variable-length rows as one flat array plus offsets (row i is flat[offsets[i]:offsets[i+1]])."""
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(a) for a in arrays])
-    flat = np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
-    return flat, offsets
-
-
-def _write_shard(folder: Path, number: int, doc_ids: list[str], batch) -> None:
-    """One shard: meta (ids, own tokens, SPLADE weights if any) first, then the vectors that mark it complete."""
-    vectors, meta = shard_paths(folder, number)
-    flat, offsets = _ragged(batch.token_ids, np.int32)
-    arrays = {"doc_ids": np.array(doc_ids, dtype=str), "token_ids": flat, "token_offsets": offsets,
-              "truncated": batch.truncated}
-    if isinstance(batch, SparseBatch):
-        arrays["sparse_ids"], arrays["sparse_offsets"] = _ragged(batch.ids, np.int32)
-        arrays["sparse_weights"], _ = _ragged(batch.weights, np.float32)
-        embeddings = np.zeros((len(doc_ids), 0), dtype=np.float32)
-    else:
-        embeddings = batch.embeddings.astype(np.float32)
-
-    def write_meta(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-
-    def write_vectors(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.save(handle, embeddings)
-
-    write_bytes_with(meta, write_meta)
-    write_bytes_with(vectors, write_vectors)  # last: its presence marks the shard complete
 
 
 def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, shards: int = 1, shard: int = 0,
@@ -132,7 +62,7 @@ def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, sh
         if todo and reused:
             for number in todo:
                 ids = doc_ids[number * shard_size:(number + 1) * shard_size]
-                _write_shard(folder, number, ids, EncodedBatch(np.stack([reused[d][0] for d in ids]),
+                write_shard(folder, number, ids, EncodedBatch(np.stack([reused[d][0] for d in ids]),
                                                                [reused[d][1] for d in ids],
                                                                np.array([reused[d][2] for d in ids], dtype=bool)))
             print(f"slice taken from the full-corpus embeddings of {preset.name} (no forward pass)")
@@ -146,7 +76,7 @@ def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, sh
                 for number in todo:
                     ids = doc_ids[number * shard_size:(number + 1) * shard_size]
                     batch = embedder.encode([dataset.corpus[d].contents for d in ids], progress=bar)
-                    _write_shard(folder, number, ids, batch)
+                    write_shard(folder, number, ids, batch)
         elapsed = time.time() - started
         if (todo or not (folder / "manifest.json").exists()) and all(shard_complete(folder, s) for s in range(n_shards)):
             _write_manifest(folder, settings, dataset.source, elapsed, len(todo), device_used)
@@ -170,14 +100,10 @@ def _full_corpus_rows(data: DataSettings, preset, wanted: list[str]) -> dict | N
     if not info.get("complete") or info.get("preset") != preset.describe():
         return None
     need, rows = set(wanted), {}
-    for number in range(info["shards"]):
-        vec_path, meta_path = shard_paths(full, number)
-        meta = np.load(meta_path)
-        vectors = np.load(vec_path, mmap_mode="r")
-        flat, offsets = meta["token_ids"], meta["token_offsets"]
-        for row, doc_id in enumerate(meta["doc_ids"].tolist()):
+    for shard in read_shards(full):
+        for row, doc_id in enumerate(shard.doc_ids):
             if doc_id in need:
-                rows[doc_id] = (np.array(vectors[row]), flat[offsets[row]:offsets[row + 1]], bool(meta["truncated"][row]))
+                rows[doc_id] = (np.array(shard.vectors[row]), shard.tokens[row], bool(shard.truncated[row]))
     return rows if len(rows) == len(need) else None
 
 
@@ -186,11 +112,11 @@ def _write_manifest(folder: Path, settings: dict, source: str, elapsed: float, e
     timings = read_json(previous).get("timings", {}) if previous.exists() else {}
     counts = {"documents": 0, "empty_documents": 0, "truncated_documents": 0, "tokens": 0}
     for number in range(settings["shards"]):
-        meta = np.load(shard_paths(folder, number)[1])
-        lengths = np.diff(meta["token_offsets"])
+        shard = read_shard(folder, number)
+        lengths = np.array([len(tokens) for tokens in shard.tokens], dtype=np.int64)
         counts["documents"] += len(lengths)
         counts["empty_documents"] += int((lengths == 0).sum())
-        counts["truncated_documents"] += int(meta["truncated"].sum())
+        counts["truncated_documents"] += int(shard.truncated.sum())
         counts["tokens"] += int(lengths.sum())
     if counts["documents"] != settings["documents"]:
         raise InputError(f"{folder}: shards hold {counts['documents']} documents, corpus has {settings['documents']}; "

@@ -25,7 +25,7 @@ from encoders.vocab import Vocabulary
 from pipeline import cli
 from pipeline.artifacts import folder_lock, manifest, read_json, write_json
 from pipeline.collection import write_collection
-from pipeline.encode import load_shards, load_sparse
+from pipeline.shards import load_shards, load_sparse
 from pipeline.settings import DataSettings, ModelSettings, Variant
 
 

@@ -26,7 +26,7 @@ from encoders.vocab import Vocabulary
 from pipeline import cli
 from pipeline.artifacts import manifest, read_json, write_json
 from pipeline.datasets import Dataset
-from pipeline.encode import load_shards
+from pipeline.shards import load_shards
 from pipeline.retrieval import BM25Index, DenseIndex, impact_search
 from pipeline.runs import Run, sparse_run_name, write_trec
 from pipeline.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant

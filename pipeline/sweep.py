@@ -85,7 +85,7 @@ def pc1_curve(data: DataSettings, model: ModelSettings, m: int, search: SearchSe
     from encoders.documents import local_alignment_score
     from encoders.models import load_model
     from encoders.vocab import Vocabulary
-    from pipeline.encode import load_shards
+    from pipeline.shards import load_shards
     from pipeline.evaluate import variant_runs
 
     _, embeddings, tokens = load_shards(model.embeddings_dir(data))

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def evaluate_in(tree: Path, out: Path, limit: int) -> None:
-    env = {**os.environ, "KEYTOKENS_INDEXES": str(out / "indexes"), "KEYTOKENS_RUNS": str(out / "runs"),
+    shared = REPO.parent / "shared" / "data" / "beir"
+    env = {"BEIR_DIR": str(shared), **os.environ, "KEYTOKENS_INDEXES": str(out / "indexes"), "KEYTOKENS_RUNS": str(out / "runs"),
            "KEYTOKENS_MODELS": str(out / "models"), "KEYTOKENS_CACHE": str(REPO / ".cache"),
            "PYTHONPATH": str(tree)}
     command = [sys.executable, "-m", "pipeline.evaluate", "--dataset", "scifact", "--limit", str(limit),

@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 
-from pipeline.encode import encode_corpus, shard_paths
+from pipeline.encode import encode_corpus
+from pipeline.shards import shard_paths
 from pipeline.index import index_variant, lucene_doc_count
 from pipeline.project import project
 from tests.conftest import slice_data, slice_model, variant
@@ -30,8 +31,10 @@ def test_embeddings_manifest(embeddings, sliced):
 
 def test_aligned_tokens_of_known_passage_hold_its_key_words(embeddings):
     folder = project(slice_data(), slice_model(), variant(source="aligned", k=128, vocab="all", pc1="remove"))
-    doc = next(d for d in _collection(folder) if d["id"] == "4983")  # cerebral white matter in newborns
-    assert KEY_WORDS & set(doc["vector"]), list(doc["vector"])[:30]
+    docs = _collection(folder)
+    hits = {d["id"]: len(KEY_WORDS & set(d["vector"])) for d in docs}
+    assert hits["4983"] >= 3, hits["4983"]  # cerebral white matter in newborns: brain, neonatal, neuro (measured)
+    assert max(n for doc_id, n in hits.items() if doc_id != "4983") <= 1  # and no other passage of the slice
 
 
 def test_collection_lines_hold_positive_ints_within_scale(embeddings):

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from encoders.aligned import MAX_WEIGHT, quantize
 from encoders.vocab import escape_term
 from pipeline.artifacts import folder_lock
 from pipeline.encode import encode_corpus
@@ -185,13 +184,3 @@ def test_any_unicode_term_round_trips_through_lucene(tmp_path_factory, terms):
     run = impact_search(folder / "lucene", queries, k=5, threads=1)
     for i, (term, weight) in enumerate(vector.items()):
         assert run[str(i)] == [("d", 2.0 * weight)], term
-
-
-@given(st.dictionaries(st.text(min_size=1, max_size=5), st.floats(0, 1e6, allow_nan=False), max_size=20),
-       st.floats(1e-6, 1e3))
-def test_quantisation_is_positive_bounded_and_monotone(weights, scale):
-    quantized = quantize(weights, scale)
-    assert all(isinstance(w, int) and 1 <= w <= MAX_WEIGHT for w in quantized.values())
-    assert set(quantized) == {t for t, w in weights.items() if w > 0}
-    ordered = sorted(quantized, key=lambda t: weights[t])
-    assert all(quantized[a] <= quantized[b] for a, b in zip(ordered, ordered[1:]))

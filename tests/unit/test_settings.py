@@ -1,0 +1,58 @@
+"""Typed settings, variant names, validation and paths: what every stage's folders and run names are built from."""
+from __future__ import annotations
+
+import pytest
+
+from common import layout
+from common.errors import InputError
+from encoders.pc1 import PC1Mode
+from encoders.presets import PRESETS
+from pipeline.runs import EXPERIMENTS, sparse_run_name
+from pipeline.settings import DataSettings, QuerySettings, Variant
+
+SMOLLM2 = PRESETS["smollm2"]
+
+
+def test_default_variant_and_its_folder_name():
+    assert Variant.build(SMOLLM2).as_dict() == {"source": "hybrid", "k": 1024, "weighting": "bm25tf", "normalize": "on",
+                                                 "vocab": "text", "pc1": "remove"}
+    assert Variant.build(SMOLLM2).name == "hybrid-bm25tf-norm-pc1remove"
+    assert Variant.build(SMOLLM2, source="aligned").name == "k1024-log-norm-text-pc1remove"
+    assert Variant.build(SMOLLM2, source="aligned", pc1="-0.5", normalize="off").name == "k1024-log-raw-text-pc1m0.5"
+    assert Variant.build(SMOLLM2, source="own", weighting="uniform").name == "own-uniform-norm"
+    assert Variant.build(PRESETS["splade-tiny"]).name == "splade-raw"
+
+
+def test_experiments_ignore_the_command_line_levers():
+    paper = next(e for e in EXPERIMENTS if e.name == "paper-faithful")
+    assert Variant.experiment(SMOLLM2, paper.levers).name == "k128-logit-raw-all-pc1off"
+    assert [e.name for e in EXPERIMENTS][0] == "default" and not EXPERIMENTS[0].full_only
+
+
+@pytest.mark.parametrize("levers, fragment", [
+    ({"k": 0}, "k=0: K must be a positive number"),
+    ({"source": "aligned", "weighting": "uniform"}, "weighting=uniform is not for source=aligned"),
+    ({"source": "nope"}, "source=nope"),
+    ({"pc1": "sideways"}, "pc1=sideways"),
+])
+def test_bad_levers_are_refused(levers, fragment):
+    with pytest.raises(InputError, match=fragment.replace("(", r"\(")):
+        Variant.build(SMOLLM2, **levers)
+
+
+def test_pc1_mode_parsing():
+    assert PC1Mode.parse("remove") == PC1Mode("remove")
+    assert PC1Mode.parse("-1.5") == PC1Mode("shift", -1.5)
+    with pytest.raises(InputError, match="pc1=up"):
+        PC1Mode.parse("up")
+
+
+def test_run_names_and_paths(monkeypatch, tmp_path):
+    assert sparse_run_name("smollm2", "hybrid-bm25tf-norm-pc1remove", QuerySettings("aligned", m=16).mode, "idf") == \
+        "smollm2.hybrid-bm25tf-norm-pc1remove.aligned16-idf"
+    monkeypatch.setenv("KEYTOKENS_RUNS", str(tmp_path / "r"))
+    monkeypatch.setenv("KEYTOKENS_INDEXES", str(tmp_path / "i"))
+    data = DataSettings("scifact", limit=50)
+    assert data.key == "scifact-limit50" and data.run_dir == tmp_path / "r" / "scifact-limit50"
+    assert data.with_split("train").run_dir == tmp_path / "r" / "scifact-limit50" / "train"
+    assert layout.variant_dir(data.key, "smollm2", "v") == tmp_path / "i" / "scifact-limit50" / "smollm2" / "v"
