@@ -37,7 +37,7 @@ from pipeline.artifacts import read_json, write_json, write_text
 from pipeline.shards import load_shards
 from pipeline.retrieval import BM25Index, DenseIndex, ImpactIndex
 from pipeline.search import query_encoder, splade_queries, token_encoder
-from pipeline.settings import DataSettings, ModelSettings, QuerySettings, Variant
+from pipeline.settings import DEFAULT_K, DataSettings, ModelSettings, QuerySettings, Variant
 
 WARMUP = 5
 
@@ -118,7 +118,7 @@ def doc_path(dataset, preset, loaded, info: dict, n: int = 64) -> dict:
     batch = embedder.encode(texts)
     forward = time.perf_counter() - start
     start = time.perf_counter()
-    chosen = top_k(pc1.adjust(batch.embeddings, info.get("pc1")), loaded.lm_head, int(info["settings"]["k"] or 1024), "log")
+    chosen = top_k(pc1.adjust(batch.embeddings, info.get("pc1")), loaded.lm_head, int(info["settings"]["k"] or DEFAULT_K), "log")
     lines = [json.dumps({"id": str(i), "vector": quantize(vocab.merge(ids, w), info["scale"])})
              for i, (ids, w) in enumerate(zip(chosen.ids, chosen.weights))]
     projection = time.perf_counter() - start

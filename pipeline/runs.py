@@ -11,6 +11,7 @@ from pathlib import Path
 
 from common.errors import InputError
 from pipeline.artifacts import write_text
+from pipeline.settings import DEFAULT_K
 
 Run = dict[str, list[tuple[str, float]]]
 Qrels = dict[str, dict[str, int]]
@@ -67,7 +68,7 @@ class Experiment:
     full_only: bool = True  # skipped by `evaluate --quick`
 
 
-TOP_K_ALIGNED = {"source": "aligned", "k": 1024, "weighting": "log", "normalize": "on", "vocab": "text", "pc1": "remove"}
+TOP_K_ALIGNED = {"source": "aligned", "k": DEFAULT_K, "weighting": "log", "normalize": "on", "vocab": "text", "pc1": "remove"}
 PAPER_FAITHFUL = {"source": "aligned", "k": 128, "weighting": "logit", "normalize": "off", "vocab": "all", "pc1": "off"}
 EXPERIMENTS = (
     Experiment("default", None, (("tokens", "idf"), ("aligned", "idf")), full_only=False),

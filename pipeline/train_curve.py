@@ -22,7 +22,7 @@ from pipeline.collection import write_collection
 from pipeline.datasets import Dataset
 from pipeline.index import build_lucene
 from pipeline.retrieval import DenseIndex, impact_search
-from pipeline.runs import score
+from pipeline.runs import TOP_K_ALIGNED, score
 
 
 @dataclass
@@ -66,8 +66,8 @@ def dev_ndcg(trainer, dev: DevSet) -> dict[str, float]:
         qids = list(dev.queries)
         dense = DenseIndex(dev.doc_ids, docs.embeddings).search(queries.embeddings, qids, k=10)
         vocab = Vocabulary(embedder.tokenizer, normalize=True)
-        vectors, _ = aligned_vectors(vocab, docs.embeddings, embedder.loaded.lm_head, docs.token_ids, k=1024,
-                                     weighting="log", within_text=True)
+        vectors, _ = aligned_vectors(vocab, docs.embeddings, embedder.loaded.lm_head, docs.token_ids,
+                                     k=TOP_K_ALIGNED["k"], weighting=TOP_K_ALIGNED["weighting"], within_text=True)
         sparse = _sparse_run(vocab, vectors, dev.doc_ids, dev.queries)
         return {"dense_ndcg@10": score(dev.qrels, dense), "sparse_ndcg@10": score(dev.qrels, sparse)}
     finally:

@@ -302,7 +302,7 @@ def test_index_builds_for_every_stand_in(hub, sliced):
     for name in standins.STANDIN_PRESETS:
         flags = ["--dataset", "scifact", "--limit", "5", "--model", name, "--device", "cpu"]
         assert encode_main(flags) == 0 and index_main(flags) == 0
-    from pipeline.artifacts import index_root
+    from common.layout import index_root
 
     for name in standins.STANDIN_PRESETS:
         variants = [p for p in (index_root() / "scifact-limit5" / name).iterdir() if (p / "lucene").is_dir()]
