@@ -18,7 +18,7 @@ MODEL_ARGS = --model $(model) $(if $(pooling),--pooling $(pooling)) $(if $(devic
 PROJECT_ARGS = $(if $(k),--k $(k)) $(if $(weighting),--weighting $(weighting)) $(if $(normalize),--normalize $(normalize)) \
 	$(if $(vocab),--vocab $(vocab)) $(if $(pc1),--pc1 $(pc1)) $(if $(source),--source $(source))
 
-.PHONY: help setup test test-fast demo encode project index eval sweep analyze bench explain train
+.PHONY: help setup test test-fast demo encode project index eval beir sweep analyze bench explain train
 help:
 	@echo "make setup                       create .venv and install pinned requirements (idempotent)"
 	@echo "make test                        both test tiers: unit + integration (real Lucene, FAISS, SmolLM2, scifact slices)"
@@ -26,6 +26,7 @@ help:
 	@echo "make demo                        index + eval scifact with SmolLM2, print the leaderboard"
 	@echo "make index dataset=D [model=M] [k=K] [limit=N] [weighting=W] [normalize=on|off] [vocab=all|text] [pc1=off|remove|L]"
 	@echo "make eval dataset=D [model=M] [limit=N]   runs (sparse, dense, BM25, SPLADE, control), metrics, leaderboard"
+	@echo "make beir [model=M] [datasets=all|cqadupstack|msmarco|a,b,c]  the BEIR suite: every dataset's eval, cross-dataset table, MTEB/2CR/ir-metadata exports"
 	@echo "make sweep dataset=D [model=M]   nDCG@10 over K / weighting / normalize / vocab / pc1 / query modes, plot; chosen on train"
 	@echo "make analyze dataset=D [model=M] [n=300] [versus=BACKBONE]  alignment metrics (hit@k, local, global), PC1 plots, report"
 	@echo "make bench dataset=D [model=M]   query/doc path costs as ratios (sparse vs dense vs BM25 vs SPLADE), footprint, scaling"
@@ -60,6 +61,9 @@ index: encode
 
 eval: setup
 	$(PY) -m pipeline.evaluate $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS) $(if $(also),--also $(also))
+
+beir: setup
+	$(PY) -m pipeline.beir --datasets $(or $(datasets),all) $(MODEL_ARGS) $(PROJECT_ARGS) $(if $(quick),--quick)
 
 sweep: encode
 	$(PY) -m pipeline.sweep --dataset $(dataset) $(MODEL_ARGS)

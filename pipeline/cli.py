@@ -94,7 +94,12 @@ def model_settings(args: argparse.Namespace) -> ModelSettings:
 
 
 def variant(args: argparse.Namespace, model: ModelSettings) -> Variant:
-    return Variant.build(model.preset, **{key: getattr(args, key, None) for key in DEFAULTS})
+    return Variant.build(model.preset, **variant_levers(args))
+
+
+def variant_levers(args: argparse.Namespace) -> dict:
+    """The variant levers as given on the command line (None = the default), for stages that build several variants."""
+    return {key: getattr(args, key, None) for key in DEFAULTS}
 
 
 def query_settings(args: argparse.Namespace) -> QuerySettings:

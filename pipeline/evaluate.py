@@ -148,7 +148,7 @@ def evaluate_runs(data: DataSettings, model: ModelSettings, dataset: Dataset, pa
         for row in rows:
             if row["kind"] == "sparse":
                 row["p_vs_best_control"] = round(float(control_report[row["name"]]["comparisons"][best_control]["ndcg@10"]), 4)
-    return {"dataset": data.key, "split": dataset.split, "queries": len(dataset.queries),
+    return {"dataset": data.key, "model": model.name, "split": dataset.split, "queries": len(dataset.queries),
             "documents": len(dataset.corpus), "runs": rows, "ratios": ratios, "paper_ratio": PAPER_RATIO,
             "best_control": best_control, "versions": versions(), "notes": dataset.notes}
 
@@ -161,6 +161,33 @@ def training_label(model: str | None) -> str:
     return ", ".join(read_json(path)["labels"]) if path.is_file() else ""
 
 
+def evaluate(data: DataSettings, model: ModelSettings, levers: dict, m: int, search: SearchSettings, quick: bool = False,
+             no_train: bool = False, also: tuple[str, ...] = ()) -> tuple[dict, Dataset]:
+    """Every run of the leaderboard on one dataset, scored and reported (metrics.json, leaderboard.md)."""
+    started = time.time()
+    dataset = data.load()
+    print(dataset.summary())
+    paths = produce_runs(dataset, data, model, levers, m, search, quick)
+    for other in also:  # its own preset's pooling and lengths
+        paths += [p for p in produce_runs(dataset, data, model.other(other), levers, m, search, quick) if p not in paths]
+    train_paths, train_qrels = None, None
+    if not (no_train or quick or data.limit) and data.split != "train":
+        train_data = data.with_split("train")
+        try:
+            train_dataset = train_data.load()
+        except InputError as exc:  # a dataset without a train split still gets RRF fusion
+            print(f"note: no train split to tune fusion weights on ({exc}); wsum fusion skipped")
+        else:
+            train_paths = produce_runs(train_dataset, train_data, model, levers, m, search, quick=True)
+            train_qrels = train_dataset.qrels
+    sparse = default_sparse_run(model, Variant.build(model.preset, **levers))
+    paths += fusion_runs(data, model, sparse, paths, train_paths, train_qrels)
+    results = evaluate_runs(data, model, dataset, paths)
+    results["seconds"] = round(time.time() - started, 1)
+    write_reports(results, data.run_dir)
+    return results, dataset
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.stage_parser("pipeline.evaluate", __doc__, cli.dataset_options, cli.model_options, cli.variant_options,
                               cli.search_options)
@@ -170,30 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--also", nargs="*", default=[], metavar="MODEL",
                         help="more embedders whose runs join the leaderboard (e.g. the backbone of a trained model)")
     args = parser.parse_args(argv)
-    data, model, search = cli.data_settings(args), cli.model_settings(args), cli.search_settings(args)
-    levers = {key: getattr(args, key) for key in ("source", "k", "weighting", "normalize", "vocab", "pc1")}
-    started = time.time()
-    dataset = data.load()
-    print(dataset.summary())
-    paths = produce_runs(dataset, data, model, levers, args.m, search, args.quick)
-    for other in args.also:  # its own preset's pooling and lengths
-        paths += [p for p in produce_runs(dataset, data, model.other(other), levers, args.m, search, args.quick)
-                  if p not in paths]
-    train_paths, train_qrels = None, None
-    if not (args.no_train or args.quick or args.limit) and args.split != "train":
-        train_data = data.with_split("train")
-        try:
-            train_dataset = train_data.load()
-        except InputError as exc:  # a dataset without a train split still gets RRF fusion
-            print(f"note: no train split to tune fusion weights on ({exc}); wsum fusion skipped")
-        else:
-            train_paths = produce_runs(train_dataset, train_data, model, levers, args.m, search, quick=True)
-            train_qrels = train_dataset.qrels
-    sparse = default_sparse_run(model, Variant.build(model.preset, **levers))
-    paths += fusion_runs(data, model, sparse, paths, train_paths, train_qrels)
-    results = evaluate_runs(data, model, dataset, paths)
-    results["seconds"] = round(time.time() - started, 1)
-    write_reports(results, data.run_dir)
+    evaluate(cli.data_settings(args), cli.model_settings(args), cli.variant_levers(args), args.m,
+             cli.search_settings(args), args.quick, args.no_train, tuple(args.also))
     return 0
 
 

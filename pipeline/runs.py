@@ -34,6 +34,15 @@ def read_trec(path: Path) -> dict[str, dict[str, float]]:
     return run
 
 
+# BEIR's evaluation drops a hit whose document id is the query's own id (EvaluateRetrieval's ignore_identical_ids);
+# only these datasets share ids between queries and documents (arguana's arguments, quora's questions).
+SELF_EXCLUDED = ("arguana", "quora")
+
+
+def exclude_own_ids(run: Run) -> Run:
+    return {qid: [(doc, s) for doc, s in hits if doc != qid] for qid, hits in run.items()}
+
+
 def ranx_run(path: Path):
     from ranx import Run as RanxRun
 

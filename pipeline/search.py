@@ -28,11 +28,13 @@ from pipeline.artifacts import manifest, read_json, write_json
 from pipeline.datasets import Dataset
 from pipeline.shards import load_shards
 from pipeline.retrieval import BM25Index, DenseIndex, impact_search
-from pipeline.runs import Run, sparse_run_name, write_trec
+from pipeline.runs import SELF_EXCLUDED, Run, exclude_own_ids, sparse_run_name, write_trec
 from pipeline.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
 
 
 def _save_run(data: DataSettings, name: str, run: Run, info: dict) -> Path:
+    if data.name in SELF_EXCLUDED:
+        run, info = exclude_own_ids(run), {**info, "own_ids_excluded": "BEIR rule for arguana and quora"}
     path = data.run_dir / f"{name}.trec"
     write_trec(path, run, name)
     write_json(path.with_suffix(".json"), manifest("search", name=name, queries=len(run), split=data.split, **info))

@@ -1,0 +1,233 @@
+"""make beir: the BEIR suite in one command, a cross-dataset table, and the exports shared leaderboards take.
+
+Datasets: `all` is the 13 public BEIR sets papers average (trec-covid, nfcorpus, nq, hotpotqa, fiqa, arguana,
+webis-touche2020, quora, dbpedia-entity, scidocs, fever, climate-fever, scifact); `cqadupstack` adds its 12 forums
+(one column, their mean, as papers report it); `msmarco` (dev split) on request; the licence-gated bioasq,
+signal1m, trec-news and robust04 by name, where a BEIR folder for them exists under BEIR_DIR or ir_datasets' cache.
+Each dataset goes through `make eval` (pipeline/evaluate.py) exactly as alone, so its leaderboard is the same; a
+dataset whose metrics.json is already there for this model is reused (the suite resumes); a dataset that fails is
+reported in one line and the rest carry on. BEIR's rule for arguana and quora (a query's own id is not a hit) is
+applied where every run is written (pipeline/runs.py).
+
+Outputs under runs/beir/<model>/: suite.json, suite.md (rows = systems, columns = datasets, last column the mean
+over the datasets every row has; Pyserini's published 2CR rows beside ours; sparse/dense ratios), suite.png, and
+exports/: MTEB TaskResult JSONs, 2cr.yaml, ir-metadata YAMLs and annotated runs (pipeline/exports.py).
+"""
+from __future__ import annotations
+
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from common import layout
+from common.errors import InputError
+from pipeline import cli, exports
+from pipeline.artifacts import manifest, read_json, write_json, write_text
+from pipeline.settings import DataSettings, ModelSettings, SearchSettings
+
+BEIR_13 = ("trec-covid", "nfcorpus", "nq", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "quora",
+           "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact")
+CQADUPSTACK = tuple(f"cqadupstack/{forum}" for forum in (
+    "android", "english", "gaming", "gis", "mathematica", "physics", "programmers", "stats", "tex", "unix",
+    "webmasters", "wordpress"))
+LICENCE_GATED = ("bioasq", "signal1m", "trec-news", "robust04")
+PUBLISHED_CONDITIONS = ("bm25-flat", "bm25-multifield", "splade-pp-ed", "contriever-msmarco", "bge-base-en-v1.5.faiss")
+
+
+def expand(spec: str) -> list[str]:
+    """`all`, `cqadupstack` and dataset names, comma-separated, in order, each once."""
+    names: list[str] = []
+    for item in (part.strip() for part in spec.split(",")):
+        names += list(BEIR_13) if item == "all" else list(CQADUPSTACK) if item == "cqadupstack" else [item] if item else []
+    if not names:
+        raise InputError(f"datasets={spec!r}: name datasets (e.g. scifact,nfcorpus), all, or cqadupstack")
+    return list(dict.fromkeys(names))
+
+
+def split_of(dataset: str) -> str:
+    return "dev" if dataset == "msmarco" else "test"
+
+
+def column_of(dataset: str) -> str:
+    return "cqadupstack" if dataset.startswith("cqadupstack/") else dataset
+
+
+def suite_dir(model: ModelSettings) -> Path:
+    return layout.runs_root() / "beir" / model.name
+
+
+def run_suite(names: list[str], model: ModelSettings, levers: dict, m: int, search: SearchSettings,
+              quick: bool = False, no_train: bool = False, beir_dir: str | None = None) -> dict[str, dict]:
+    """Each dataset through evaluate (or reused), its MTEB exports written; failures reported, never fatal."""
+    from pipeline.evaluate import default_sparse_run, evaluate
+    from pipeline.settings import Variant
+
+    status: dict[str, dict] = {}
+    out = suite_dir(model) / "exports"
+    main_systems = [f"{model.name}.dense", default_sparse_run(model, Variant.build(model.preset, **levers))]
+    for number, name in enumerate(names, start=1):
+        data = DataSettings(name, split_of(name), beir_dir=beir_dir)
+        done = data.run_dir / "metrics.json"
+        print(f"[{number}/{len(names)}] {name} ({data.split})", flush=True)
+        if done.exists() and not search.force and read_json(done).get("model") == model.name:
+            status[name] = {"status": "reused", "metrics": str(done)}
+            continue
+        started = time.time()
+        try:
+            results, dataset = evaluate(data, model, levers, m, search, quick=quick, no_train=no_train)
+            for system in main_systems:
+                run = data.run_dir / f"{system}.trec"
+                if run.exists():
+                    exports.write_mteb_result(out, system, name, data.split, exports.mteb_scores(dataset.qrels, run),
+                                              time.time() - started)
+        except Exception as exc:  # noqa: BLE001 - one dataset's failure is reported and the suite goes on
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"  failed: {name}: {message}", flush=True)
+            status[name] = {"status": "failed", "error": f"{type(exc).__name__}: {message}"}
+            continue
+        status[name] = {"status": "done", "metrics": str(done), "seconds": round(time.time() - started, 1)}
+    return status
+
+
+def published_rows(columns: list[str]) -> dict[str, dict[str, float]]:
+    """nDCG@10 of Pyserini's BEIR reproduction conditions, read from the 2CR file pyserini installs."""
+    path = Path(metadata.distribution("pyserini").locate_file("pyserini/2cr/beir.yaml"))
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    version = metadata.version("pyserini")
+    rows: dict[str, dict[str, float]] = {}
+    for condition in document["conditions"]:
+        if condition["name"] not in PUBLISHED_CONDITIONS:
+            continue
+        by_dataset = {d["dataset"]: d["scores"][0]["nDCG@10"] for d in condition["datasets"]}
+        row = {}
+        for column in columns:
+            if column == "cqadupstack":
+                forums = [by_dataset.get(exports.two_cr_name(f)) for f in CQADUPSTACK]
+                if all(v is not None for v in forums):
+                    row[column] = round(float(np.mean(forums)), 4)
+            elif column in by_dataset:
+                row[column] = by_dataset[column]
+        rows[f"{condition['name']} (published, Pyserini {version} 2CR)"] = row
+    return rows
+
+
+def cross_table(results: dict[str, dict], published: bool = True) -> dict:
+    """Rows = systems, columns = datasets (CQADupStack forums averaged), and the mean over common datasets."""
+    columns = list(dict.fromkeys(column_of(d) for d in results))
+    cells: dict[str, dict[str, list[float]]] = {}
+    ratios: dict[str, dict[str, float]] = {}
+    for dataset, metrics in results.items():
+        for row in metrics["runs"]:
+            cells.setdefault(row["name"], {}).setdefault(column_of(dataset), []).append(row["metrics"]["ndcg@10"])
+        for pair, ratio in metrics.get("ratios", {}).items():
+            ratios.setdefault(pair, {}).setdefault(column_of(dataset), []).append(ratio)
+    forums = {c: sum(column_of(d) == c for d in results) for c in columns}
+    rows = {name: {c: round(float(np.mean(v)), 4) for c, v in by_column.items()
+                   if c != "cqadupstack" or len(v) == forums[c]} for name, by_column in cells.items()}
+    kinds = {row["name"]: row["kind"] for metrics in results.values() for row in metrics["runs"]}
+    if published:
+        rows.update(published_rows(columns))
+    common = [c for c in columns if all(c in row for row in rows.values())]
+    for row in rows.values():
+        row["mean"] = round(float(np.mean([row[c] for c in common])), 4) if common else None
+    ratio_rows = {pair: {c: round(float(np.mean(v)), 3) for c, v in by_column.items()} for pair, by_column in ratios.items()}
+    for row in ratio_rows.values():
+        values = [row[c] for c in columns if c in row]
+        row["mean"] = round(float(np.mean(values)), 3) if values else None
+    return {"columns": columns, "mean_over": common, "rows": rows, "kinds": kinds, "ratios": ratio_rows}
+
+
+def table_markdown(table: dict, status: dict[str, dict], model: str) -> str:
+    columns = table["columns"]
+    lines = [f"# BEIR suite: {model} (nDCG@10)", "",
+             f"Mean over the datasets every row has: {', '.join(table['mean_over']) or 'none'}.", "",
+             "| system | " + " | ".join(columns) + " | mean |", "|---" * (len(columns) + 2) + "|"]
+    ordered = sorted(table["rows"].items(), key=lambda kv: -(kv[1].get("mean") or 0))
+    for name, row in ordered:
+        cells = " | ".join(f"{row[c]:.4f}" if c in row else "" for c in columns)
+        lines.append(f"| {name} | {cells} | {'' if row.get('mean') is None else format(row['mean'], '.4f')} |")
+    lines += ["", "## Sparse/dense nDCG@10 (paper: about 0.80)", "", "| runs | " + " | ".join(columns) + " | mean |",
+              "|---" * (len(columns) + 2) + "|"]
+    for pair, row in table["ratios"].items():
+        cells = " | ".join(f"{row[c]:.3f}" if c in row else "" for c in columns)
+        lines.append(f"| {pair} | {cells} | {'' if row.get('mean') is None else format(row['mean'], '.3f')} |")
+    failed = {n: s for n, s in status.items() if s["status"] == "failed"}
+    if failed:
+        lines += ["", "## Not evaluated", ""] + [f"- {n}: {s['error']}" for n, s in failed.items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: dict, path: Path, systems: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = table["columns"]
+    shown = [s for s in systems if s in table["rows"]]
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(columns) * max(1, len(shown)) / 3), 4.5))
+    width = 0.8 / max(1, len(shown))
+    for i, system in enumerate(shown):
+        values = [table["rows"][system].get(c, np.nan) for c in columns]
+        ax.bar(np.arange(len(columns)) + i * width, values, width=width, label=system)
+    ax.set_xticks(np.arange(len(columns)) + 0.4 - width / 2, columns, rotation=30)
+    ax.set_ylabel("nDCG@10")
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_suite(names: list[str], status: dict[str, dict], model: ModelSettings, levers: dict) -> Path:
+    """The cross-dataset report and the exports that need only run files and metrics."""
+    from pipeline.evaluate import default_sparse_run
+    from pipeline.settings import Variant
+
+    results = {n: read_json(Path(s["metrics"])) for n, s in status.items() if s["status"] != "failed"}
+    folder = suite_dir(model)
+    table = cross_table(results)
+    write_json(folder / "suite.json", manifest("beir", model=model.name, datasets=names, status=status, table=table))
+    text = table_markdown(table, status, model.name)
+    write_text(folder / "suite.md", text)
+    sparse = default_sparse_run(model, Variant.build(model.preset, **levers))
+    plot(table, folder / "suite.png", ["bm25", f"{model.name}.dense", sparse, "splade-tiny.splade-raw",
+                                       next((r for r in table["rows"] if r.startswith("splade-pp-ed")), "")])
+    exports.write_two_cr(folder / "exports" / "2cr.yaml", model.model, results)
+    for dataset, metrics in results.items():
+        data = DataSettings(dataset, split_of(dataset))
+        for row in metrics["runs"]:
+            run = data.run_dir / f"{row['name']}.trec"
+            if run.exists() and run.with_suffix(".json").exists():
+                exports.write_ir_metadata(run, dataset, data.split, folder / "exports" / "trec" / dataset)
+    print(text)
+    print(f"suite: {folder / 'suite.md'}, {folder / 'suite.png'}, exports in {folder / 'exports'}")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.stage_parser("pipeline.beir", __doc__, cli.model_options, cli.variant_options, cli.search_options)
+    parser.add_argument("--datasets", default="all", help="all (the 13 public BEIR sets), cqadupstack, msmarco, or "
+                        "names, comma-separated (default all)")
+    parser.add_argument("--beir-dir", default=None, help="folder holding <dataset>/ BEIR folders (default: $BEIR_DIR)")
+    parser.add_argument("--quick", action="store_true", help="per dataset only BM25, dense and the default sparse variant")
+    parser.add_argument("--no-train", action="store_true", help="skip the train-split runs that tune the wsum fusion")
+    parser.add_argument("--force", action="store_true", help="rerun datasets and searches even when results exist")
+    args = parser.parse_args(argv)
+    names = expand(args.datasets)
+    model, search = cli.model_settings(args), cli.search_settings(args)
+    levers = cli.variant_levers(args)
+    status = run_suite(names, model, levers, args.m, search, args.quick, args.no_train, args.beir_dir)
+    write_suite(names, status, model, levers)
+    failed = [n for n, s in status.items() if s["status"] == "failed"]
+    if failed:
+        print(f"{len(failed)} of {len(names)} dataset(s) failed: {', '.join(failed)} (see suite.md)")
+    return 1 if len(failed) == len(names) else 0
+
+
+if __name__ == "__main__":
+    cli.cli_main(main)

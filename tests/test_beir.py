@@ -1,0 +1,151 @@
+"""`make beir` offline: two small BEIR folders cut from scifact under BEIR names, and a name nothing can provide.
+
+Checks the loop (one failure reported, the rest carried on), resume (a second run reuses every result), BEIR's
+own-id rule for arguana, that a dataset's suite numbers are exactly its `make eval` numbers, the cross-dataset
+mean, and every export read back by the tool that reads it (mteb, Pyserini's 2CR reader, repro_eval).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from string import Template
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import beir_dir
+
+SELF = "4983"  # a scifact document; in the arguana stand-in it is also a query's id (as arguana's arguments are)
+
+
+def _write(folder: Path, corpus: list[dict], queries: list[dict], qrels: list[tuple[str, str]]) -> None:
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus), encoding="utf-8")
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries), encoding="utf-8")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels))
+
+
+@pytest.fixture(scope="module")
+def suite_beir(tmp_path_factory):
+    """nfcorpus = scifact's first 2 queries and 12 documents; arguana = 2 other queries, one with a document's id."""
+    source = beir_dir() / "scifact"
+    docs = {d["_id"]: d for d in map(json.loads, (source / "corpus.jsonl").read_text().splitlines())}
+    queries = {q["_id"]: q for q in map(json.loads, (source / "queries.jsonl").read_text().splitlines())}
+    qrels = [line.split("\t")[:2] for line in (source / "qrels" / "test.tsv").read_text().splitlines()[1:]]
+    root = tmp_path_factory.mktemp("beir")
+    first, second = qrels[:2], qrels[2:4]
+    filler = [d for d in list(docs)[:40] if d not in {x for _, x in qrels[:4]} and d != SELF]
+    _write(root / "nfcorpus", [docs[d] for _, d in first] + [docs[d] for d in filler[:10]],
+           [queries[q] for q, _ in first], first)
+    self_query = {"_id": SELF, "text": docs[SELF]["title"]}
+    _write(root / "arguana", [docs[d] for _, d in second] + [docs[SELF]] + [docs[d] for d in filler[10:19]],
+           [queries[q] for q, _ in second] + [self_query], second + [(SELF, second[0][1])])
+    return root
+
+
+@pytest.fixture(scope="module")
+def suite(suite_beir, isolated_outputs):
+    from pipeline.beir import main
+
+    flags = ["--datasets", "nfcorpus,arguana,no-such-dataset", "--beir-dir", str(suite_beir), "--quick",
+             "--device", "cpu"]
+    assert main(flags) == 0
+    return isolated_outputs / "runs" / "beir" / "smollm2", flags
+
+
+def test_failure_is_reported_and_the_rest_carried_on(suite):
+    folder, _ = suite
+    status = json.loads((folder / "suite.json").read_text())["status"]
+    assert status["nfcorpus"]["status"] == status["arguana"]["status"] == "done"
+    assert status["no-such-dataset"]["status"] == "failed" and "unknown dataset" in status["no-such-dataset"]["error"]
+    assert "## Not evaluated" in (folder / "suite.md").read_text()
+
+
+def test_second_run_reuses_every_result(suite, isolated_outputs):
+    from pipeline.beir import main
+
+    folder, flags = suite
+    metrics = isolated_outputs / "runs" / "nfcorpus" / "metrics.json"
+    stamp = metrics.stat().st_mtime_ns
+    assert main(flags) == 0
+    status = json.loads((folder / "suite.json").read_text())["status"]
+    assert status["nfcorpus"]["status"] == status["arguana"]["status"] == "reused"
+    assert metrics.stat().st_mtime_ns == stamp
+
+
+def test_own_id_is_never_a_hit_on_arguana(suite, isolated_outputs):
+    runs = isolated_outputs / "runs" / "arguana"
+    for run in runs.glob("*.trec"):
+        hits = [line.split() for line in run.read_text().splitlines()]
+        assert all(qid != doc for qid, _, doc, *_ in hits), run.name
+    bm25 = [line.split() for line in (runs / "bm25.trec").read_text().splitlines()]
+    assert any(qid == SELF for qid, *_ in bm25)  # the query itself is searched; only its own document is dropped
+
+
+def test_suite_numbers_are_the_datasets_own_eval_numbers(suite, suite_beir, isolated_outputs):
+    from pipeline.evaluate import main as evaluate_main
+
+    metrics = isolated_outputs / "runs" / "nfcorpus" / "metrics.json"
+    in_suite = {r["name"]: r["metrics"] for r in json.loads(metrics.read_text())["runs"]}
+    evaluate_main(["--dataset", "nfcorpus", "--beir-dir", str(suite_beir), "--quick", "--device", "cpu", "--force"])
+    alone = {r["name"]: r["metrics"] for r in json.loads(metrics.read_text())["runs"]}
+    assert alone == in_suite
+
+
+def test_cross_table_mean_over_common_datasets(suite, isolated_outputs):
+    folder, _ = suite
+    table = json.loads((folder / "suite.json").read_text())["table"]
+    assert table["columns"] == ["nfcorpus", "arguana"] and table["mean_over"] == ["nfcorpus", "arguana"]
+    for name in ("bm25", "smollm2.dense"):
+        per = [next(r for r in json.loads((isolated_outputs / "runs" / d / "metrics.json").read_text())["runs"]
+                    if r["name"] == name)["metrics"]["ndcg@10"] for d in ("nfcorpus", "arguana")]
+        assert table["rows"][name]["mean"] == pytest.approx(round(float(np.mean(per)), 4))
+    published = [r for r in table["rows"] if r.startswith("bm25-flat (published, Pyserini")]
+    assert published and table["rows"][published[0]]["nfcorpus"] == 0.3218  # read from pyserini's beir.yaml
+    assert (folder / "suite.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_mteb_results_load_back(suite, isolated_outputs):
+    import mteb
+
+    folder, _ = suite
+    files = sorted((folder / "exports" / "mteb").rglob("NFCorpus.json"))
+    assert len(files) == 2  # the dense run and the default sparse run, as two systems
+    dense = next(f for f in files if "dense" in str(f))
+    result = mteb.TaskResult.from_disk(dense)
+    ours = next(r for r in json.loads((isolated_outputs / "runs" / "nfcorpus" / "metrics.json").read_text())["runs"]
+                if r["name"] == "smollm2.dense")
+    assert result.task_name == "NFCorpus"
+    assert result.get_score() == pytest.approx(ours["metrics"]["ndcg@10"], abs=1e-4)
+
+
+def test_two_cr_yaml_reads_like_pyserinis(suite):
+    two_cr = importlib.import_module("pyserini.2cr.beir")
+    folder, _ = suite
+    conditions = yaml.safe_load((folder / "exports" / "2cr.yaml").read_text())["conditions"]
+    assert {c["name"] for c in conditions} >= {"keytokens.bm25", "keytokens.smollm2.dense"}
+    for condition in conditions:
+        for entry in condition["datasets"]:
+            assert entry["dataset"] in two_cr.beir_keys
+            Template(condition["command"]).substitute(  # as pyserini's run_conditions builds the command
+                dataset=entry["dataset"], output="run.txt", sparse_threads=1, sparse_batch_size=1, dense_threads=1,
+                dense_batch_size=1, query_prefix='""')
+            for scores in entry["scores"]:
+                assert set(scores) == set(two_cr.trec_eval_metric_definitions)
+
+
+def test_ir_metadata_beside_runs_and_in_annotated_runs(suite, isolated_outputs):
+    from repro_eval.metadata import MetadataHandler
+
+    from pipeline.runs import read_trec
+
+    folder, _ = suite
+    run = isolated_outputs / "runs" / "nfcorpus" / "bm25.trec"
+    beside = yaml.safe_load(run.with_name("bm25.ir_metadata.yml").read_text())
+    assert beside["tag"] == "bm25" and beside["data"]["test collection"]["name"] == "beir/nfcorpus"
+    annotated = folder / "exports" / "trec" / "nfcorpus" / "bm25.trec"
+    assert MetadataHandler.read_metadata(str(annotated)) == beside
+    stripped = MetadataHandler.strip_metadata(str(annotated))
+    assert {q: dict(d) for q, d in stripped.items()} == read_trec(run)
