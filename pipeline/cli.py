@@ -16,6 +16,7 @@ from pipeline.settings import (ALIGNED_M, DEFAULTS, DataSettings, ModelSettings,
                                QuerySettings, SearchSettings, Variant)
 
 THREADS = os.cpu_count() or 1
+ENGINES = ("lucene", "qdrant")
 
 
 def cli_main(main: Callable[[list[str] | None], int | None]) -> None:
@@ -83,6 +84,8 @@ def search_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--m", type=int, default=ALIGNED_M, help=f"aligned tokens added per query in --query aligned (default {ALIGNED_M})")
     group.add_argument("--index", default=None, help="explicit variant folder (default: from model and variant options)")
     group.add_argument("--threads", type=int, default=THREADS, help=f"search threads (default {THREADS})")
+    group.add_argument("--engine", default="lucene", choices=ENGINES, help="engine of the sparse runs: lucene (default) or "
+                       "qdrant (the variant exported to a Qdrant Edge shard first)")
 
 
 def data_settings(args: argparse.Namespace) -> DataSettings:
@@ -107,4 +110,5 @@ def query_settings(args: argparse.Namespace) -> QuerySettings:
 
 
 def search_settings(args: argparse.Namespace) -> SearchSettings:
-    return SearchSettings(getattr(args, "threads", THREADS), getattr(args, "index", None), getattr(args, "force", False))
+    return SearchSettings(getattr(args, "threads", THREADS), getattr(args, "index", None), getattr(args, "force", False),
+                          getattr(args, "engine", "lucene"))

@@ -61,6 +61,37 @@ def impact_search(index_dir: Path, queries: dict[str, dict[str, int]], k: int = 
         index.close()
 
 
+class QdrantIndex:
+    """A Qdrant Edge shard of a variant (pipeline/qdrant.py): the same integer impacts, Qdrant's sparse index.
+
+    Ties are ordered by collection row (the order Lucene indexed the documents in), so runs are deterministic."""
+
+    def __init__(self, folder: Path) -> None:
+        import json
+
+        from qdrant_edge import EdgeShard
+
+        self.terms: dict[str, int] = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
+        self.doc_ids: list[str] = json.loads((folder / "docids.json").read_text(encoding="utf-8"))
+        self.shard = EdgeShard.load(str(folder / "shard"))
+
+    def search_one(self, query: dict[str, int], k: int = DEPTH) -> list[tuple[str, float]]:
+        from qdrant_edge import Query, QueryRequest, SparseVector
+
+        pairs = sorted((self.terms[t], float(w)) for t, w in query.items() if t in self.terms)
+        if not pairs:
+            return []
+        vector = SparseVector(indices=[i for i, _ in pairs], values=[w for _, w in pairs])
+        hits = self.shard.query(QueryRequest(limit=k, query=Query.Nearest(vector, using="tok")))
+        return [(self.doc_ids[int(p.id)], float(p.score)) for p in sorted(hits, key=lambda p: (-p.score, int(p.id)))]
+
+    def search(self, queries: dict[str, dict[str, int]], k: int = DEPTH, threads: int = 1) -> Run:
+        return {qid: self.search_one(terms, k) for qid, terms in queries.items()}
+
+    def close(self) -> None:
+        self.shard.close()
+
+
 class BM25Index:
     """Lucene BM25 (k1=0.9, b=0.4, Anserini's BEIR flat settings) over title + text."""
 

@@ -27,7 +27,7 @@ from pipeline import cli
 from pipeline.artifacts import manifest, read_json, write_json
 from pipeline.datasets import Dataset
 from pipeline.shards import load_shards
-from pipeline.retrieval import BM25Index, DenseIndex, impact_search
+from pipeline.retrieval import BM25Index, DenseIndex, QdrantIndex, impact_search
 from pipeline.runs import SELF_EXCLUDED, Run, exclude_own_ids, sparse_run_name, write_trec
 from pipeline.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
 
@@ -110,10 +110,17 @@ def run_sparse(dataset: Dataset, data: DataSettings, model: ModelSettings, varia
     started = time.time()
     queries = encode_queries(dataset, model, query, folder, info)
     encoded = time.time()
-    run = impact_search(folder / "lucene", queries, threads=search.threads)
+    if search.engine == "qdrant":
+        from pipeline.qdrant import export
+
+        shard = QdrantIndex(export(data, model, variant, search.index))
+        run = shard.search(queries)
+        shard.close()
+    else:
+        run = impact_search(folder / "lucene", queries, threads=search.threads)
     source = info["settings"]["source"]
     kind = {"own": "control", "splade": "splade"}.get(source, "sparse")
-    return _save_run(data, run_name(info, folder, query), run, {
+    return _save_run(data, run_name(info, folder, query) + search.run_suffix, run, {"engine": search.engine,
         "kind": kind, "model": info["model"], "variant": folder.name, "query_mode": query.query, "qweight": query.qweight,
         "m": query.m if query.query == "aligned" else None, "k": info["settings"].get("k"), "index": str(folder / "lucene"),
         "llm_forward_per_query": query.query == "aligned" or source == "splade",

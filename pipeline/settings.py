@@ -166,3 +166,9 @@ class SearchSettings:
     threads: int = 2
     index: str | None = None
     force: bool = False
+    engine: str = "lucene"  # or "qdrant" (pipeline/qdrant.py) for sparse runs
+
+    @property
+    def run_suffix(self) -> str:
+        """Sparse runs of another engine are named apart, so both can sit in one leaderboard."""
+        return "" if self.engine == "lucene" else f"@{self.engine}"

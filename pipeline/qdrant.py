@@ -1,0 +1,128 @@
+"""Serving on Qdrant: a variant's collection as Qdrant sparse vectors, in process (qdrant-edge) or on a server.
+
+`python -m pipeline.qdrant` (`make export engine=qdrant`) reads the variant's JsonVectorCollection (the same integer
+impacts Lucene indexes) and writes `<variant>/qdrant/`: `terms.json` (term -> u32 index, in order of first
+appearance, so a rebuild gives the same ids), `docids.json` (point id -> document id) and `shard/`, a Qdrant Edge
+shard with one named sparse vector `tok` per document (Qdrant's own Rust sparse index). The shard is built under
+a temporary name and renamed once its point count equals the collection's. With QDRANT_URL set (a user's server
+or cluster) the same points go to the collection `keytokens-<dataset>-<model>-<variant>` through qdrant-client.
+Search (`make eval engine=qdrant`): pipeline/retrieval.py's QdrantIndex, score = sum of query weight x document
+weight over shared terms, exactly Lucene's impact score.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Iterator
+
+from common.errors import InputError
+from pipeline import cli
+from pipeline.artifacts import folder_lock, manifest, read_json, write_json
+from pipeline.settings import DataSettings, ModelSettings, Variant
+
+VECTOR = "tok"
+BATCH = 1000
+
+
+def collection_lines(collection: Path) -> Iterator[dict]:
+    for part in sorted(collection.glob("part-*.jsonl")):
+        with part.open(encoding="utf-8") as handle:
+            for line in handle:
+                yield json.loads(line)
+
+
+def qdrant_dir(variant_folder: Path) -> Path:
+    return variant_folder / "qdrant"
+
+
+def build_points(collection: Path) -> tuple[list[str], dict[str, int], list[tuple[list[int], list[float]]]]:
+    """Doc ids, the term dictionary, and each document's (indices, values), from a collection folder."""
+    terms: dict[str, int] = {}
+    doc_ids, vectors = [], []
+    for obj in collection_lines(collection):
+        doc_ids.append(obj["id"])
+        pairs = sorted((terms.setdefault(term, len(terms)), float(weight)) for term, weight in obj["vector"].items())
+        vectors.append(([i for i, _ in pairs], [w for _, w in pairs]))
+    return doc_ids, terms, vectors
+
+
+def build_edge_shard(folder: Path, vectors: list[tuple[list[int], list[float]]]) -> dict:
+    """A Qdrant Edge shard of the vectors (point id = row), built under `<folder>.tmp` and renamed when complete."""
+    from qdrant_edge import EdgeConfig, EdgeShard, EdgeSparseVectorParams, Point, SparseVector, UpdateOperation
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    started = time.time()
+    shard = EdgeShard.create(str(tmp), EdgeConfig(sparse_vectors={VECTOR: EdgeSparseVectorParams()}))
+    for start in range(0, len(vectors), BATCH):
+        points = [Point(row, {VECTOR: SparseVector(indices=ids, values=values)})
+                  for row, (ids, values) in enumerate(vectors[start:start + BATCH], start=start)]
+        shard.update(UpdateOperation.upsert_points(points))
+    shard.flush()
+    count = shard.info().points_count
+    shard.close()
+    if count != len(vectors):
+        raise InputError(f"Qdrant shard {tmp} holds {count} points but the collection has {len(vectors)}; rerun the export")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return {"points": count, "seconds": round(time.time() - started, 1), "bytes": size}
+
+
+def upload_to_server(url: str, name: str, doc_ids: list[str], vectors: list[tuple[list[int], list[float]]]) -> dict:
+    """The same points into a Qdrant server or cluster collection through qdrant-client (QDRANT_URL)."""
+    try:
+        from qdrant_client import QdrantClient, models
+    except ImportError:
+        raise InputError("QDRANT_URL is set but qdrant-client is not installed: `.venv/bin/pip install qdrant-client`") from None
+    client = QdrantClient(url=url, api_key=os.environ.get("QDRANT_API_KEY"))
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(name, vectors_config={}, sparse_vectors_config={VECTOR: models.SparseVectorParams()})
+    for start in range(0, len(vectors), BATCH):
+        client.upsert(name, points=[
+            models.PointStruct(id=row, vector={VECTOR: models.SparseVector(indices=ids, values=values)},
+                               payload={"doc_id": doc_ids[row]})
+            for row, (ids, values) in enumerate(vectors[start:start + BATCH], start=start)])
+    return {"url": url, "collection": name, "points": client.count(name).count}
+
+
+def export(data: DataSettings, model: ModelSettings, variant: Variant, index: str | None = None) -> Path:
+    """The variant's collection as Qdrant sparse vectors (an Edge shard here; QDRANT_URL: also a server collection)."""
+    folder = Path(index) if index else variant.dir(data, model)
+    info = read_json(folder / "manifest.json", "collection manifest (run `make index` first)")
+    out = qdrant_dir(folder)
+    with folder_lock(out):
+        done = out / "manifest.json"
+        if done.exists() and read_json(done).get("collection_written") == info["written"] and not os.environ.get("QDRANT_URL"):
+            print(f"qdrant shard up to date: {out / 'shard'}")
+            return out
+        doc_ids, terms, vectors = build_points(folder / "collection")
+        write_json(out / "terms.json", terms)
+        write_json(out / "docids.json", doc_ids)
+        stats = build_edge_shard(out / "shard", vectors)
+        server = None
+        if os.environ.get("QDRANT_URL"):
+            name = f"keytokens-{data.key}-{model.name}-{folder.name}".replace("/", "-")
+            server = upload_to_server(os.environ["QDRANT_URL"], name, doc_ids, vectors)
+        write_json(done, manifest("export", engine="qdrant", model=info["model"], variant=folder.name,
+                                  collection_written=info["written"], terms=len(terms), shard=stats, server=server))
+    print(f"qdrant: {out / 'shard'} ({stats['points']} points, {len(terms)} terms, {stats['bytes'] / 1e6:.1f} MB)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.stage_parser("pipeline.qdrant", __doc__, cli.dataset_options, cli.model_options, cli.variant_options)
+    parser.add_argument("--index", default=None, help="explicit variant folder (default: from model and variant options)")
+    args = parser.parse_args(argv)
+    model = cli.model_settings(args)
+    export(cli.data_settings(args), model, cli.variant(args, model), args.index)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.cli_main(main)

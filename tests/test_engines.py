@@ -1,0 +1,54 @@
+"""Other engines: Qdrant (in process, the real Rust engine) gives Lucene's run; bulk files for OpenSearch and
+Elasticsearch are well-formed and their token mapping round-trips."""
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.bulk import ENGINES, feature_name, query_body, token_of, write_bulk
+from tests.conftest import slice_data, slice_model, variant
+
+
+def test_qdrant_gives_lucenes_docids_at_every_score_level(embeddings, sliced):
+    from pipeline.index import index_variant
+    from pipeline.runs import read_trec, score
+    from pipeline.search import run_sparse
+    from pipeline.settings import QuerySettings, SearchSettings
+
+    data, model, levers = slice_data(), slice_model(), variant()
+    index_variant(data, model, levers)
+    lucene = run_sparse(sliced, data, model, levers, QuerySettings(), SearchSettings(force=True))
+    qdrant = run_sparse(sliced, data, model, levers, QuerySettings(), SearchSettings(force=True, engine="qdrant"))
+    assert qdrant.name.endswith("@qdrant.trec")
+    by_lucene, by_qdrant = read_trec(lucene), read_trec(qdrant)
+    assert by_lucene.keys() == by_qdrant.keys() and sum(map(len, by_lucene.values())) > 100
+    for qid, hits in by_lucene.items():  # the slice has 50 documents: every matching one is returned by both
+        assert by_qdrant[qid] == hits, qid  # the same documents with the same scores, so the same score levels
+    assert score(sliced.qrels, qdrant) == score(sliced.qrels, lucene)
+    manifest = json.loads((levers.dir(data, model) / "qdrant" / "manifest.json").read_text())
+    assert manifest["shard"]["points"] == len(sliced.corpus)
+
+
+@given(st.text(max_size=40))
+def test_feature_names_round_trip_without_dots(token):
+    name = feature_name(token)
+    assert "." not in name and token_of(name) == token
+
+
+def test_bulk_files_are_well_formed(tmp_path):
+    documents = [("d1", {"cell.biology": 7, "Ġcat": 3}), ("d2", {"%x": 1})]
+    for engine, (field_type, query_type, key) in ENGINES.items():
+        out = tmp_path / engine
+        stats = write_bulk(out, engine, "kt-test", iter(documents), {"q1": {"cell.biology": 2}})
+        assert stats == {"engine": engine, "index": "kt-test", "documents": 2, "queries": 1}
+        mapping = json.loads((out / "index.json").read_text())
+        assert mapping["mappings"]["properties"]["keytokens"]["type"] == field_type
+        lines = [json.loads(line) for line in (out / "documents.ndjson").read_text().splitlines()]
+        assert [line["index"]["_id"] for line in lines[0::2]] == ["d1", "d2"]  # action, source, action, source
+        assert lines[1]["keytokens"] == {"cell%2Ebiology": 7, "Ġcat": 3} and lines[3]["keytokens"] == {"%25x": 1}
+        query = json.loads((out / "queries.ndjson").read_text())
+        assert query["qid"] == "q1" and query_type in query["query"]
+    assert query_body("elastic", {"a.b": 2})["query"] == {"sparse_vector": {"field": "keytokens", "query_vector": {"a%2Eb": 2}}}
+    assert query_body("opensearch", {"a": 1})["query"] == {"neural_sparse": {"keytokens": {"query_tokens": {"a": 1}}}}
