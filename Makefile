@@ -18,7 +18,7 @@ MODEL_ARGS = --model $(model) $(if $(pooling),--pooling $(pooling)) $(if $(devic
 PROJECT_ARGS = $(if $(k),--k $(k)) $(if $(weighting),--weighting $(weighting)) $(if $(normalize),--normalize $(normalize)) \
 	$(if $(vocab),--vocab $(vocab)) $(if $(pc1),--pc1 $(pc1)) $(if $(source),--source $(source))
 
-.PHONY: help setup test test-fast demo encode project index eval beir sweep analyze bench explain train
+.PHONY: help setup test test-fast demo encode project index eval export beir sweep analyze bench explain train
 help:
 	@echo "make setup                       create .venv and install pinned requirements (idempotent)"
 	@echo "make test                        both test tiers: unit + integration (real Lucene, FAISS, SmolLM2, scifact slices)"
@@ -33,6 +33,9 @@ help:
 	@echo "make explain dataset=D qid=Q     shared terms and their score contributions for one query"
 	@echo "make train [model=M] [steps=120] [data=supervised,corpus] [batch=16] [name=M-ft]  InfoNCE fine-tuning -> models/<name>/"
 	@echo "make eval model=smollm2-ft also=smollm2   the trained embedder's runs beside the backbone's in one leaderboard"
+	@echo "make encode engine=ray [workers=N] [gpus_per_worker=G]   encode parts as Ray tasks (local Ray, or RAY_ADDRESS)"
+	@echo "make export engine=qdrant|opensearch|elastic   a variant as a Qdrant shard (QDRANT_URL: a server too) or bulk files"
+	@echo "make eval engine=qdrant          sparse runs served by Qdrant instead of Lucene"
 	@echo "Parameters also: split=test|train data_dir=FOLDER BEIR_DIR=FOLDER device=cpu|cuda|mps shards=S shard=i"
 
 setup: $(STAMP)
@@ -51,7 +54,8 @@ test-fast: setup
 	$(PY) -m pytest -q tests/unit
 
 encode: setup
-	$(PY) -m pipeline.encode $(DATA_ARGS) $(MODEL_ARGS) $(if $(shards),--shards $(shards) --shard $(shard))
+	$(PY) -m pipeline.encode $(DATA_ARGS) $(MODEL_ARGS) $(if $(shards),--shards $(shards) --shard $(shard)) \
+		$(if $(filter ray,$(engine)),--engine ray $(if $(workers),--workers $(workers)) $(if $(gpus_per_worker),--gpus-per-worker $(gpus_per_worker)))
 
 project: encode
 	$(PY) -m pipeline.project $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
@@ -60,7 +64,13 @@ index: encode
 	$(PY) -m pipeline.index $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
 
 eval: setup
-	$(PY) -m pipeline.evaluate $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS) $(if $(also),--also $(also))
+	$(PY) -m pipeline.evaluate $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS) $(if $(also),--also $(also)) \
+		$(if $(filter qdrant,$(engine)),--engine qdrant)
+
+export: index
+	@case "$(engine)" in qdrant) $(PY) -m pipeline.qdrant $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS);; \
+		opensearch|elastic) $(PY) -m pipeline.bulk --engine $(engine) $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS);; \
+		*) echo "error: engine=qdrant|opensearch|elastic, e.g. make export engine=qdrant"; exit 2;; esac
 
 beir: setup
 	$(PY) -m pipeline.beir --datasets $(or $(datasets),all) $(MODEL_ARGS) $(PROJECT_ARGS) $(if $(quick),--quick)

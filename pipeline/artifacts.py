@@ -72,11 +72,12 @@ def manifest(stage: str, **fields) -> dict:
 
 
 @contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on an output folder; a second writer refuses with one line, never interleaves."""
+def folder_lock(folder: Path, part: str = "") -> Iterator[None]:
+    """Hold an exclusive lock on an output folder (or on one `part` of it, so parts of a sharded job run side by side);
+    a second writer of the same folder or part refuses with one line, never interleaves."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle = open(folder / ".lock", "w")
+        handle = open(folder / f".lock{'-' + part if part else ''}", "w")
     except OSError as exc:
         raise InputError(f"cannot write to {folder} ({exc.strerror}); choose a writable output folder") from None
     try:

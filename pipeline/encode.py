@@ -6,6 +6,8 @@ the LM head), `part-XXXXX.meta.npz` (doc ids, each document's own token ids, tru
 run read these files. A shard is written under a temporary name and renamed when complete, so a rerun skips
 complete shards and redoes at most the one that was interrupted. `--shards S --shard i` encodes every S-th shard
 starting at i (a Slurm array or Ray task per part); the manifest is completed by whichever part finds all shards.
+`--engine ray --workers N` runs the N parts as Ray tasks (pipeline/ray_encode.py): a local Ray started for the run,
+or the cluster at RAY_ADDRESS.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, sh
     dtype = pick_dtype(model.dtype, pick_device(model.device))
     if dtype != torch.float32:  # bf16 embeddings are another artifact: never mixed into float32 shards on resume
         settings["dtype"] = str(dtype).removeprefix("torch.")
-    with folder_lock(folder):
+    with folder_lock(folder, part=f"part-{shard}-of-{shards}" if shards > 1 else ""):
         settings_path = folder / "settings.json"
         if settings_path.exists():
             previous = read_json(settings_path)
@@ -136,13 +138,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard-size", type=int, default=SHARD_SIZE,
                         help=f"documents per resumable shard (default {SHARD_SIZE}); a kill loses at most one shard")
     parser.add_argument("--shard", type=int, default=0, help="which part this process encodes, 0..S-1")
+    parser.add_argument("--engine", default="local", choices=("local", "ray"), help="local (default) or ray: the parts "
+                        "as Ray tasks, one model load each, retried when a worker dies")
+    parser.add_argument("--workers", type=int, default=2, help="ray: parts run side by side (default 2)")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs per part (default 0)")
     args = parser.parse_args(argv)
     if not 0 <= args.shard < args.shards:
         raise InputError(f"shard={args.shard} shards={args.shards}: need 0 <= shard < shards")
     data = cli.data_settings(args)
     dataset = data.load()
     print(dataset.summary())
-    folder = encode_corpus(dataset, data, cli.model_settings(args), args.shards, args.shard, args.shard_size)
+    if args.engine == "ray":
+        from pipeline.ray_encode import encode_on_ray
+
+        folder = encode_on_ray(dataset, data, cli.model_settings(args), args.workers, args.gpus_per_worker, args.shard_size)
+    else:
+        folder = encode_corpus(dataset, data, cli.model_settings(args), args.shards, args.shard, args.shard_size)
     print(f"embeddings: {folder}")
     return 0
 
