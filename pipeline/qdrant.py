@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from common.errors import InputError
 from pipeline import cli
 from pipeline.artifacts import folder_lock, manifest, read_json, write_json
@@ -38,18 +40,20 @@ def qdrant_dir(variant_folder: Path) -> Path:
     return variant_folder / "qdrant"
 
 
-def build_points(collection: Path) -> tuple[list[str], dict[str, int], list[tuple[list[int], list[float]]]]:
-    """Doc ids, the term dictionary, and each document's (indices, values), from a collection folder."""
+def build_points(collection: Path) -> tuple[list[str], dict[str, int], list[tuple[np.ndarray, np.ndarray]]]:
+    """Doc ids, the term dictionary, and each document's (indices, values) as compact arrays, from a collection."""
     terms: dict[str, int] = {}
     doc_ids, vectors = [], []
     for obj in collection_lines(collection):
         doc_ids.append(obj["id"])
-        pairs = sorted((terms.setdefault(term, len(terms)), float(weight)) for term, weight in obj["vector"].items())
-        vectors.append(([i for i, _ in pairs], [w for _, w in pairs]))
+        ids = np.array([terms.setdefault(term, len(terms)) for term in obj["vector"]], dtype=np.uint32)
+        values = np.array(list(obj["vector"].values()), dtype=np.float32)
+        order = np.argsort(ids)
+        vectors.append((ids[order], values[order]))
     return doc_ids, terms, vectors
 
 
-def build_edge_shard(folder: Path, vectors: list[tuple[list[int], list[float]]]) -> dict:
+def build_edge_shard(folder: Path, vectors: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     """A Qdrant Edge shard of the vectors (point id = row), built under `<folder>.tmp` and renamed when complete."""
     from qdrant_edge import EdgeConfig, EdgeShard, EdgeSparseVectorParams, Point, SparseVector, UpdateOperation
 
@@ -59,7 +63,7 @@ def build_edge_shard(folder: Path, vectors: list[tuple[list[int], list[float]]])
     started = time.time()
     shard = EdgeShard.create(str(tmp), EdgeConfig(sparse_vectors={VECTOR: EdgeSparseVectorParams()}))
     for start in range(0, len(vectors), BATCH):
-        points = [Point(row, {VECTOR: SparseVector(indices=ids, values=values)})
+        points = [Point(row, {VECTOR: SparseVector(indices=ids.tolist(), values=values.tolist())})
                   for row, (ids, values) in enumerate(vectors[start:start + BATCH], start=start)]
         shard.update(UpdateOperation.upsert_points(points))
     shard.flush()
@@ -73,7 +77,7 @@ def build_edge_shard(folder: Path, vectors: list[tuple[list[int], list[float]]])
     return {"points": count, "seconds": round(time.time() - started, 1), "bytes": size}
 
 
-def upload_to_server(url: str, name: str, doc_ids: list[str], vectors: list[tuple[list[int], list[float]]]) -> dict:
+def upload_to_server(url: str, name: str, doc_ids: list[str], vectors: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     """The same points into a Qdrant server or cluster collection through qdrant-client (QDRANT_URL)."""
     try:
         from qdrant_client import QdrantClient, models
@@ -85,7 +89,7 @@ def upload_to_server(url: str, name: str, doc_ids: list[str], vectors: list[tupl
     client.create_collection(name, vectors_config={}, sparse_vectors_config={VECTOR: models.SparseVectorParams()})
     for start in range(0, len(vectors), BATCH):
         client.upsert(name, points=[
-            models.PointStruct(id=row, vector={VECTOR: models.SparseVector(indices=ids, values=values)},
+            models.PointStruct(id=row, vector={VECTOR: models.SparseVector(indices=ids.tolist(), values=values.tolist())},
                                payload={"doc_id": doc_ids[row]})
             for row, (ids, values) in enumerate(vectors[start:start + BATCH], start=start)])
     return {"url": url, "collection": name, "points": client.count(name).count}

@@ -52,3 +52,20 @@ def test_bulk_files_are_well_formed(tmp_path):
         assert query["qid"] == "q1" and query_type in query["query"]
     assert query_body("elastic", {"a.b": 2})["query"] == {"sparse_vector": {"field": "keytokens", "query_vector": {"a%2Eb": 2}}}
     assert query_body("opensearch", {"a": 1})["query"] == {"neural_sparse": {"keytokens": {"query_tokens": {"a": 1}}}}
+
+
+def test_synthetic_collection_follows_its_profile_and_both_engines_agree(tmp_path):
+    import numpy as np
+
+    from pipeline.scale import measure, synthesize
+
+    profile = {"documents": 100, "lengths": [40, 60, 80, 100], "vocabulary": 3000, "zipf_exponent": 1.0}
+    weights = np.zeros(101)
+    weights[[10, 50, 100]] = [0.5, 0.3, 0.2]
+    synthesize(tmp_path / "c", 300, profile, weights)
+    docs = [json.loads(line) for line in (tmp_path / "c" / "part-00000.jsonl").read_text().splitlines()]
+    assert len(docs) == 300 and {len(d["vector"]) for d in docs} <= {40, 60, 80, 100}
+    assert {w for d in docs for w in d["vector"].values()} <= {10, 50, 100}
+    row = measure(300, profile, weights, queries_count=20)
+    assert row["top10_agreement"] == 1.0  # both engines are exact
+    assert row["lucene"]["p50_ms"] <= row["lucene"]["p95_ms"] and row["qdrant"]["bytes"] > 0
