@@ -70,14 +70,18 @@ def _zipf_sampler(vocabulary: int, exponent: float, rng: np.random.Generator):
 def synthesize(folder: Path, n: int, profile: dict, weights: np.ndarray, seed: int = 0) -> int:
     """`n` synthetic documents in JsonVectorCollection parts; the vocabulary grows with n as Heaps' law has it."""
     rng = np.random.default_rng(seed)
-    vocabulary = int(profile["vocabulary"] * (n / profile["documents"]) ** 0.6)
+    vocabulary = max(int(profile["vocabulary"] * (n / profile["documents"]) ** 0.6), 2 * max(profile["lengths"]))
     draw = _zipf_sampler(vocabulary, profile["zipf_exponent"], rng)
     lengths = rng.choice(np.maximum(profile["lengths"], 1), size=n)
     folder.mkdir(parents=True, exist_ok=True)
     for part, start in enumerate(range(0, n, PART)):
         lines = []
         for row in range(start, min(n, start + PART)):
-            terms = np.unique(draw(int(lengths[row] * 1.3)))[: lengths[row]]
+            length = int(lengths[row])
+            terms = np.unique(draw(length * 2))
+            while len(terms) < length:  # the Zipf head repeats: draw until the document has its length
+                terms = np.unique(np.concatenate([terms, draw(length)]))
+            terms = rng.permutation(terms)[:length]
             values = rng.choice(101, size=len(terms), p=weights)
             lines.append(json.dumps({"id": f"d{row}", "contents": "",
                                      "vector": {f"t{t}": int(v) for t, v in zip(terms, values)}}))
