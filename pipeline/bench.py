@@ -48,7 +48,8 @@ def latency_stats(seconds: list[float]) -> dict:
             "mean_ms": round(float(ms.mean()), 3)}
 
 
-def _timed(fn, items) -> tuple[list, list[float]]:
+def timed(fn, items) -> tuple[list, list[float]]:
+    """Results and seconds of `fn` over items, one at a time, after WARMUP calls (JIT, caches, the JVM)."""
     for item in items[:WARMUP]:
         fn(item)
     out, times = [], []
@@ -66,25 +67,25 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
     embedder = Embedder(model.preset, loaded)
     result: dict = {}
 
-    encoded, enc_t = _timed(tokens.encode, texts)
-    _, search_t = _timed(searcher.search_one, encoded)
+    encoded, enc_t = timed(tokens.encode, texts)
+    _, search_t = timed(searcher.search_one, encoded)
     result["a sparse tokens"] = {"encode": latency_stats(enc_t), "search": latency_stats(search_t),
                                  "total": latency_stats(list(np.add(enc_t, search_t)))}
 
     aligned = query_encoder(model, QuerySettings("aligned", "idf"), folder, info)
-    encoded_aligned, enc_a = _timed(aligned.encode, texts)
-    _, search_a = _timed(searcher.search_one, encoded_aligned)
+    encoded_aligned, enc_a = timed(aligned.encode, texts)
+    _, search_a = timed(searcher.search_one, encoded_aligned)
     result["b sparse aligned"] = {"encode": latency_stats(enc_a), "search": latency_stats(search_a),
                                   "total": latency_stats(list(np.add(enc_a, search_a)))}
 
     doc_ids, embeddings, _ = load_shards(model.embeddings_dir(data))
     index = DenseIndex(doc_ids, embeddings)
-    vectors, enc_d = _timed(lambda t: l2_normalise(embedder.encode([t], is_query=True).embeddings), texts)
-    _, search_d = _timed(index.search_vectors, vectors)
+    vectors, enc_d = timed(lambda t: l2_normalise(embedder.encode([t], is_query=True).embeddings), texts)
+    _, search_d = timed(index.search_vectors, vectors)
     result["c dense"] = {"encode": latency_stats(enc_d), "search": latency_stats(search_d), "total": latency_stats(list(np.add(enc_d, search_d)))}
 
     bm25 = BM25Index(layout.bm25_dir(data.key) / "lucene")
-    _, bm25_t = _timed(bm25.search_one, texts)
+    _, bm25_t = timed(bm25.search_one, texts)
     result["d bm25"] = {"total": latency_stats(bm25_t)}
 
     splade_folder = layout.variant_dir(data.key, "splade-tiny", "splade-raw")
@@ -92,8 +93,8 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
         splade_info = read_json(splade_folder / "manifest.json")
         splade_searcher = ImpactIndex(splade_folder / "lucene")
         one = lambda t: splade_queries(dataset.__class__(dataset.name, "", "", {}, {"q": t}, {}), splade_info, "cpu")["q"]  # noqa: E731
-        encoded_s, enc_s = _timed(one, texts)
-        _, search_s = _timed(splade_searcher.search_one, encoded_s)
+        encoded_s, enc_s = timed(one, texts)
+        _, search_s = timed(splade_searcher.search_one, encoded_s)
         result["e splade"] = {"encode": latency_stats(enc_s), "search": latency_stats(search_s), "total": latency_stats(list(np.add(enc_s, search_s)))}
 
     qids = list(dataset.queries)

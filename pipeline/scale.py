@@ -99,20 +99,9 @@ def synthetic_queries(count: int, vocabulary: int, profile: dict, seed: int = 1)
     return queries
 
 
-def _timed(search, queries) -> tuple[list, dict]:
-    for query in queries[:10]:
-        search(query)
-    out, seconds = [], []
-    for query in queries:
-        start = time.perf_counter()
-        out.append(search(query))
-        seconds.append(time.perf_counter() - start)
-    ms = np.array(seconds) * 1000
-    return out, {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
-
-
 def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int) -> dict:
     """One size: both engines built from the same synthetic collection and searched with the same queries."""
+    from pipeline.bench import latency_stats, timed
     from pipeline.index import build_lucene
     from pipeline.qdrant import build_edge_shard, build_points
     from pipeline.retrieval import ImpactIndex, QdrantIndex
@@ -134,8 +123,9 @@ def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int) -> d
         del vectors
         queries = synthetic_queries(queries_count, vocabulary, profile)
         lucene_index, qdrant_index = ImpactIndex(work / "lucene"), QdrantIndex(work / "qdrant")
-        lucene_hits, lucene_time = _timed(lambda q: [(h.docid, h.score) for h in lucene_index.search_one(q, DEPTH)], queries)
-        qdrant_hits, qdrant_time = _timed(lambda q: qdrant_index.search_one(q, DEPTH), queries)
+        lucene_hits, lucene_seconds = timed(lambda q: [(h.docid, h.score) for h in lucene_index.search_one(q, DEPTH)], queries)
+        qdrant_hits, qdrant_seconds = timed(lambda q: qdrant_index.search_one(q, DEPTH), queries)
+        lucene_time, qdrant_time = latency_stats(lucene_seconds), latency_stats(qdrant_seconds)
         agreement = np.mean([len({d for d, _ in a[:10]} & {d for d, _ in b[:10]}) / max(1, min(10, len(a)))
                              for a, b in zip(lucene_hits, qdrant_hits)])
         lucene_index.close()
