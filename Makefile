@@ -18,7 +18,7 @@ MODEL_ARGS = --model $(model) $(if $(pooling),--pooling $(pooling)) $(if $(devic
 PROJECT_ARGS = $(if $(k),--k $(k)) $(if $(weighting),--weighting $(weighting)) $(if $(normalize),--normalize $(normalize)) \
 	$(if $(vocab),--vocab $(vocab)) $(if $(pc1),--pc1 $(pc1)) $(if $(source),--source $(source))
 
-.PHONY: help setup test test-fast demo encode project index eval export beir sweep analyze bench explain train
+.PHONY: help setup test test-fast demo encode project index eval export beir scale sweep analyze bench explain train
 help:
 	@echo "make setup                       create .venv and install pinned requirements (idempotent)"
 	@echo "make test                        both test tiers: unit + integration (real Lucene, FAISS, SmolLM2, scifact slices)"
@@ -30,6 +30,7 @@ help:
 	@echo "make sweep dataset=D [model=M]   nDCG@10 over K / weighting / normalize / vocab / pc1 / query modes, plot; chosen on train"
 	@echo "make analyze dataset=D [model=M] [n=300] [versus=BACKBONE]  alignment metrics (hit@k, local, global), PC1 plots, report"
 	@echo "make bench dataset=D [model=M]   query/doc path costs as ratios (sparse vs dense vs BM25 vs SPLADE), footprint, scaling"
+	@echo "make scale [sizes=100000,300000,1000000]   Lucene vs Qdrant on synthetic collections shaped like the dataset"
 	@echo "make explain dataset=D qid=Q     shared terms and their score contributions for one query"
 	@echo "make train [model=M] [steps=120] [data=supervised,corpus] [batch=16] [name=M-ft]  InfoNCE fine-tuning -> models/<name>/"
 	@echo "make eval model=smollm2-ft also=smollm2   the trained embedder's runs beside the backbone's in one leaderboard"
@@ -80,6 +81,9 @@ sweep: encode
 
 analyze: setup
 	$(PY) -m pipeline.analyze $(DATA_ARGS) $(MODEL_ARGS) $(if $(n),--n $(n)) $(if $(versus),--versus $(versus))
+
+scale: setup
+	$(PY) -m pipeline.scale $(DATA_ARGS) $(MODEL_ARGS) $(if $(sizes),--sizes $(sizes))
 
 bench: setup
 	$(PY) -m pipeline.bench $(DATA_ARGS) $(MODEL_ARGS)

@@ -34,7 +34,6 @@ CQADUPSTACK = tuple(f"cqadupstack/{forum}" for forum in (
     "android", "english", "gaming", "gis", "mathematica", "physics", "programmers", "stats", "tex", "unix",
     "webmasters", "wordpress"))
 LICENCE_GATED = ("bioasq", "signal1m", "trec-news", "robust04")
-PUBLISHED_CONDITIONS = ("bm25-flat", "bm25-multifield", "splade-pp-ed", "contriever-msmarco", "bge-base-en-v1.5.faiss")
 
 
 def expand(spec: str) -> list[str]:
@@ -99,8 +98,6 @@ def published_rows(columns: list[str]) -> dict[str, dict[str, float]]:
     version = metadata.version("pyserini")
     rows: dict[str, dict[str, float]] = {}
     for condition in document["conditions"]:
-        if condition["name"] not in PUBLISHED_CONDITIONS:
-            continue
         by_dataset = {d["dataset"]: d["scores"][0]["nDCG@10"] for d in condition["datasets"]}
         row = {}
         for column in columns:

@@ -110,7 +110,7 @@ def _write_fused(data: DataSettings, model: ModelSettings, name: str, fused, how
 
     path = data.run_dir / f"{name}.trec"
     run = {q: sorted(docs.items(), key=lambda x: -x[1])[:1000] for q, docs in fused.to_dict().items()}
-    write_trec(path, run, "fusion")
+    write_trec(path, run, name)  # the tag names the fused runs, so models and variants
     write_json(path.with_suffix(".json"), manifest("fuse", name=name, kind="fusion", model=model.name,
                                                    variant=how, query_mode="fused", split=data.split))
     return path
