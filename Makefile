@@ -37,7 +37,7 @@ help:
 	@echo "make encode engine=ray [workers=N] [gpus_per_worker=G]   encode parts as Ray tasks (local Ray, or RAY_ADDRESS)"
 	@echo "make export engine=qdrant|opensearch|elastic   a variant as a Qdrant shard (QDRANT_URL: a server too) or bulk files"
 	@echo "make eval engine=qdrant          sparse runs served by Qdrant instead of Lucene"
-	@echo "Parameters also: split=test|train data_dir=FOLDER BEIR_DIR=FOLDER device=cpu|cuda|mps shards=S shard=i"
+	@echo "Parameters also: split=test|train data_dir=FOLDER BEIR_DIR=FOLDER device=cpu|cuda|mps dtype=auto|float32|bfloat16 shards=S shard=i"
 
 setup: $(STAMP)
 $(STAMP): requirements.txt requirements-models.txt
