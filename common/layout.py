@@ -77,3 +77,8 @@ def gguf_cache(stem: str) -> Path:
 
 def assembled_gguf(name: str) -> Path:
     return cache_dir() / "gguf" / name
+
+
+def java_classes() -> Path:
+    """The lean searcher's classes, compiled from java/ by `make setup`."""
+    return cache_dir() / "java"

@@ -3,7 +3,8 @@
 Machines are noisy, so every figure that matters is a ratio between systems timed in the same process:
   query path   per query (p50 / p95 / mean after warm-up, one thread): (a) sparse query=tokens, (b) sparse
                query=aligned, (c) dense (LLM query embedding + FAISS flat), (d) BM25, (e) SPLADE; encode and search
-               timed apart; batch throughput with all threads
+               timed apart; Lucene through the lean path at k=1000 and k=10, with the Java and Python shares of
+               each call; batch throughput with all threads
   doc path     docs/s of the LLM forward alone vs forward + LM head + top-K + quantize + JSON line, and a
                torch.profiler table of the operators the forward spends its time in
   footprint    Lucene index bytes per variant (ours, SPLADE, BM25), FAISS float32 bytes, collection bytes,
@@ -60,6 +61,21 @@ def timed(fn, items) -> tuple[list, list[float]]:
     return out, times
 
 
+def lucene_search(index, queries: list, k: int) -> tuple[list[float], dict]:
+    """Per-query seconds of a lean Lucene search at depth k, with the Java and Python shares of each call."""
+    java: list[float] = []
+
+    def one(query):
+        hits = index.search_one(query, k)
+        java.append(index.java_seconds)
+        return hits
+
+    _, seconds = timed(one, queries)
+    java = java[-len(seconds):]  # the warm-up calls come first
+    return seconds, {f"search k={k}": latency_stats(seconds), f"  of it in Java (k={k})": latency_stats(java),
+                     f"  of it in Python (k={k})": latency_stats(list(np.subtract(seconds, java)))}
+
+
 def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, info: dict, loaded) -> dict:
     texts = list(dataset.queries.values())
     searcher = ImpactIndex(folder / "lucene")
@@ -68,13 +84,14 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
     result: dict = {}
 
     encoded, enc_t = timed(tokens.encode, texts)
-    _, search_t = timed(searcher.search_one, encoded)
-    result["a sparse tokens"] = {"encode": latency_stats(enc_t), "search": latency_stats(search_t),
+    search_t, parts = lucene_search(searcher, encoded, 1000)
+    _, parts10 = lucene_search(searcher, encoded, 10)
+    result["a sparse tokens"] = {"encode": latency_stats(enc_t), **parts, **parts10,
                                  "total": latency_stats(list(np.add(enc_t, search_t)))}
 
     aligned = query_encoder(model, QuerySettings("aligned", "idf"), folder, info)
     encoded_aligned, enc_a = timed(aligned.encode, texts)
-    _, search_a = timed(searcher.search_one, encoded_aligned)
+    search_a, _ = lucene_search(searcher, encoded_aligned, 1000)
     result["b sparse aligned"] = {"encode": latency_stats(enc_a), "search": latency_stats(search_a),
                                   "total": latency_stats(list(np.add(enc_a, search_a)))}
 
@@ -85,8 +102,9 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
     result["c dense"] = {"encode": latency_stats(enc_d), "search": latency_stats(search_d), "total": latency_stats(list(np.add(enc_d, search_d)))}
 
     bm25 = BM25Index(layout.bm25_dir(data.key) / "lucene")
-    _, bm25_t = timed(bm25.search_one, texts)
-    result["d bm25"] = {"total": latency_stats(bm25_t)}
+    bm25_t, bm25_parts = lucene_search(bm25, texts, 1000)
+    _, bm25_parts10 = lucene_search(bm25, texts, 10)
+    result["d bm25"] = {**bm25_parts, **bm25_parts10, "total": latency_stats(bm25_t)}
 
     splade_folder = layout.variant_dir(data.key, "splade-tiny", "splade-raw")
     if (splade_folder / "lucene").exists():
@@ -94,7 +112,7 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
         splade_searcher = ImpactIndex(splade_folder / "lucene")
         one = lambda t: splade_queries(dataset.__class__(dataset.name, "", "", {}, {"q": t}, {}), splade_info, "cpu")["q"]  # noqa: E731
         encoded_s, enc_s = timed(one, texts)
-        _, search_s = timed(splade_searcher.search_one, encoded_s)
+        search_s, _ = lucene_search(splade_searcher, encoded_s, 1000)
         result["e splade"] = {"encode": latency_stats(enc_s), "search": latency_stats(search_s), "total": latency_stats(list(np.add(enc_s, search_s)))}
 
     qids = list(dataset.queries)
@@ -105,7 +123,8 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
     dense_total = result["c dense"]["total"]["mean_ms"]
     result["ratios"] = {"dense / sparse tokens (mean end-to-end)": round(dense_total / result["a sparse tokens"]["total"]["mean_ms"], 1),
                         "dense / sparse aligned": round(dense_total / result["b sparse aligned"]["total"]["mean_ms"], 2),
-                        "sparse tokens / bm25": round(result["a sparse tokens"]["total"]["mean_ms"] / result["d bm25"]["total"]["mean_ms"], 2)}
+                        "sparse tokens / bm25": round(result["a sparse tokens"]["total"]["mean_ms"] / result["d bm25"]["total"]["mean_ms"], 2),
+                        "dense / sparse tokens (p50 end-to-end)": round(result["c dense"]["total"]["p50_ms"] / result["a sparse tokens"]["total"]["p50_ms"], 1)}
     return result
 
 

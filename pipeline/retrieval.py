@@ -1,5 +1,9 @@
-"""The retrieval layer: the one place searchers are built (Lucene impact, Lucene BM25, FAISS), for runs, the
-benchmark, the training curve and `--explain` alike. Every searcher returns runs (pipeline/runs.py).
+"""The retrieval layer: the one place searchers are built (Lucene impact, Lucene BM25, FAISS, Qdrant), for runs,
+the benchmark, the training curve and `--explain` alike. Every searcher returns runs (pipeline/runs.py).
+
+Lucene is searched through the lean path (java/keytokens/LeanSearcher.java): the query Anserini builds, its
+similarity, its tie order and its score rounding, without a stored-document load and a Python object per hit;
+tests/test_lean.py checks every hit and score against SimpleImpactSearcher and LuceneSearcher.
 """
 from __future__ import annotations
 
@@ -9,48 +13,59 @@ import numpy as np
 
 from encoders.documents import BM25_B, BM25_K1
 from encoders.queries import l2_normalise
-from pipeline.jvm import autoclass, start_jvm
+from common.errors import InputError
+from pipeline.jvm import autoclass, lean_available, start_jvm
 from pipeline.runs import Run
 from pipeline.settings import DEPTH
 
 
-def java_query(query: dict[str, int]):
-    """A term -> integer weight map as the java.util.HashMap<String, Integer> SimpleImpactSearcher takes."""
-    JHashMap, JInt = autoclass("java.util.HashMap"), autoclass("java.lang.Integer")
-    jquery = JHashMap()
-    for term, weight in query.items():
-        jquery.put(term, JInt(int(weight)))
-    return jquery
+class LeanLucene:
+    """keytokens.LeanSearcher (java/, compiled by `make setup`): Anserini's hits and scores, arrays in and out.
 
+    `search_one` returns [(docid, score)] and keeps the Java share of the last call in `java_seconds`."""
 
-class ImpactIndex:
-    """Anserini's SimpleImpactSearcher over an impact index: score = sum of query weight x document weight."""
+    def __init__(self, index_dir: Path, similarity: str) -> None:
+        self.searcher = autoclass("keytokens.LeanSearcher")(str(index_dir), similarity, BM25_K1, BM25_B)
+        self.ids = list(self.searcher.ids)
+        self.java_seconds = 0.0
 
-    def __init__(self, index_dir: Path) -> None:
-        start_jvm()
-        self.searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(index_dir))
+    def _hits(self, hits) -> list[tuple[str, float]]:
+        ids = self.ids
+        return [(ids[doc], score) for doc, score in zip(hits.docs, hits.scores)]
 
-    def search_one(self, query: dict[str, int], k: int = DEPTH) -> list:
-        return self.searcher.search(java_query(query), k) if query else []
+    def search_one(self, terms: dict[str, float], k: int = DEPTH) -> list[tuple[str, float]]:
+        if not terms:
+            return []
+        hits = self.searcher.search(list(terms), [float(w) for w in terms.values()], k)
+        self.java_seconds = hits.nanos / 1e9
+        return self._hits(hits)
 
-    def search(self, queries: dict[str, dict[str, int]], k: int = DEPTH, threads: int = 1) -> Run:
-        """Batch search of integer-weighted term maps (queries without terms get no hits)."""
-        JArrayList = autoclass("java.util.ArrayList")
+    def search(self, queries: dict[str, dict[str, float]], k: int = DEPTH, threads: int = 1) -> Run:
         qids = [q for q, terms in queries.items() if terms]
         run: Run = {q: [] for q in queries}
         if not qids:
             return run
-        jqueries, jqids = JArrayList(), JArrayList()
+        terms, weights, offsets = [], [], [0]
         for qid in qids:
-            jqueries.add(java_query(queries[qid]))
-            jqids.add(qid)
-        results = self.searcher.batch_search(jqueries, jqids, k, threads)
-        for qid in qids:
-            run[qid] = [(hit.docid, float(hit.score)) for hit in results.get(qid)]
+            terms += list(queries[qid])
+            weights += [float(w) for w in queries[qid].values()]
+            offsets.append(len(terms))
+        for qid, hits in zip(qids, self.searcher.batch(terms, weights, offsets, k, threads)):
+            run[qid] = self._hits(hits)
         return run
 
     def close(self) -> None:
         self.searcher.close()
+
+
+class ImpactIndex(LeanLucene):
+    """An impact index: score = sum of query weight x document weight (Anserini's SimpleImpactSearcher's hits)."""
+
+    def __init__(self, index_dir: Path) -> None:
+        start_jvm()
+        if not lean_available():
+            raise InputError("the lean searcher is not built: run `make setup` (it compiles java/keytokens/LeanSearcher.java)")
+        super().__init__(index_dir, "impact")
 
 
 def impact_search(index_dir: Path, queries: dict[str, dict[str, int]], k: int = DEPTH, threads: int = 1) -> Run:
@@ -92,25 +107,28 @@ class QdrantIndex:
         self.shard.close()
 
 
-class BM25Index:
-    """Lucene BM25 (k1=0.9, b=0.4, Anserini's BEIR flat settings) over title + text."""
+class BM25Index(LeanLucene):
+    """Lucene BM25 (k1=0.9, b=0.4, Anserini's BEIR flat settings) over title + text; the query text is analysed and
+    built by Anserini's own generator inside the JVM, so hits and scores are LuceneSearcher's."""
 
     def __init__(self, index_dir: Path) -> None:
         start_jvm()
-        from pyserini.search.lucene import LuceneSearcher
+        if not lean_available():
+            raise InputError("the lean searcher is not built: run `make setup` (it compiles java/keytokens/LeanSearcher.java)")
+        super().__init__(index_dir, "bm25")
 
-        self.searcher = LuceneSearcher(str(index_dir))
-        self.searcher.set_bm25(BM25_K1, BM25_B)
-
-    def search_one(self, text: str, k: int = DEPTH) -> list:
-        return self.searcher.search(text, k=k)
+    def search_one(self, text: str, k: int = DEPTH) -> list[tuple[str, float]]:
+        if not text.strip():
+            return []
+        hits = self.searcher.searchText(text, k)
+        self.java_seconds = hits.nanos / 1e9
+        return self._hits(hits)
 
     def search(self, queries: dict[str, str], k: int = DEPTH, threads: int = 1) -> Run:
         qids = [q for q, text in queries.items() if text.strip()]
-        results = self.searcher.batch_search([queries[q] for q in qids], qids, k=k, threads=threads)
         run: Run = {q: [] for q in queries}
-        for qid in qids:
-            run[qid] = [(hit.docid, float(hit.score)) for hit in results[qid]]
+        for qid, hits in zip(qids, self.searcher.batchText([queries[q] for q in qids], k, threads) if qids else []):
+            run[qid] = self._hits(hits)
         return run
 
 

@@ -123,7 +123,7 @@ def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int) -> d
         del vectors
         queries = synthetic_queries(queries_count, vocabulary, profile)
         lucene_index, qdrant_index = ImpactIndex(work / "lucene"), QdrantIndex(work / "qdrant")
-        lucene_hits, lucene_seconds = timed(lambda q: [(h.docid, h.score) for h in lucene_index.search_one(q, DEPTH)], queries)
+        lucene_hits, lucene_seconds = timed(lambda q: lucene_index.search_one(q, DEPTH), queries)
         qdrant_hits, qdrant_seconds = timed(lambda q: qdrant_index.search_one(q, DEPTH), queries)
         lucene_time, qdrant_time = latency_stats(lucene_seconds), latency_stats(qdrant_seconds)
         agreement = np.mean([len({d for d, _ in a[:10]} & {d for d, _ in b[:10]}) / max(1, min(10, len(a)))

@@ -15,7 +15,13 @@ def test_bench_report_is_well_formed(evaluated, isolated_outputs):
     for system in ("a sparse tokens", "b sparse aligned", "c dense", "d bm25", "e splade"):
         for part in query[system].values():
             assert 0 < part["p50_ms"] <= part["p95_ms"], system
-    assert set(query["ratios"]) == {"dense / sparse tokens (mean end-to-end)", "dense / sparse aligned", "sparse tokens / bm25"}
+    assert set(query["ratios"]) == {"dense / sparse tokens (mean end-to-end)", "dense / sparse aligned", "sparse tokens / bm25",
+                                    "dense / sparse tokens (p50 end-to-end)"}
+    for system in ("a sparse tokens", "d bm25"):  # the lean path at both depths, its time split into Java and Python
+        for k in (10, 1000):
+            parts = query[system]
+            assert {f"search k={k}", f"  of it in Java (k={k})", f"  of it in Python (k={k})"} <= set(parts)
+            assert parts[f"  of it in Java (k={k})"]["mean_ms"] <= parts[f"search k={k}"]["mean_ms"]
     assert data["doc_path"]["forward_docs_per_s"] > 0
     assert [(s["fraction"], s["documents"]) for s in data["scaling"]["scaling"]] == [(0.1, 5), (0.3, 15), (1.0, 50)]
     assert all(s["index_peak_rss_mb"] > 0 and s["serve_peak_rss_mb"] > 0 for s in data["scaling"]["scaling"])

@@ -1,0 +1,55 @@
+"""The lean query path (java/keytokens/LeanSearcher.java) against Anserini itself: every hit and every score of
+SimpleImpactSearcher (impact queries) and LuceneSearcher (BM25), for all 300 scifact test queries on the slice."""
+from __future__ import annotations
+
+import json
+
+from tests.conftest import slice_data, slice_model, variant
+
+
+def test_impact_hits_and_scores_are_anserinis(embeddings):
+    from pipeline.datasets import load_dataset
+    from pipeline.index import index_variant
+    from pipeline.jvm import autoclass
+    from pipeline.retrieval import ImpactIndex
+    from pipeline.search import token_encoder
+
+    lucene = index_variant(slice_data(), slice_model(), variant())
+    info = json.loads((lucene.parent / "manifest.json").read_text())
+    encoder = token_encoder(lucene.parent, info, "idf")
+    queries = {q: encoder.encode(t) for q, t in load_dataset("scifact", "test").queries.items()}
+    anserini = autoclass("io.anserini.search.SimpleImpactSearcher")(str(lucene))
+    JHashMap, JInt = autoclass("java.util.HashMap"), autoclass("java.lang.Integer")
+    lean = ImpactIndex(lucene)
+    compared = 0
+    for terms in queries.values():
+        if not terms:
+            continue
+        query = JHashMap()
+        for term, weight in terms.items():
+            query.put(term, JInt(int(weight)))
+        expected = [(hit.docid, float(hit.score)) for hit in anserini.search(query, 1000)]
+        assert lean.search_one(terms, 1000) == expected
+        compared += len(expected)
+    assert compared > 1000
+    batch = lean.search(queries, 1000, threads=2)
+    assert all(batch[q] == lean.search_one(t, 1000) for q, t in queries.items())
+
+
+def test_bm25_hits_and_scores_are_lucenesearchers(sliced):
+    from pipeline.datasets import load_dataset
+    from pipeline.index import bm25_index
+    from pipeline.jvm import start_jvm
+    from pipeline.retrieval import BM25Index
+
+    start_jvm()
+    from pyserini.search.lucene import LuceneSearcher
+
+    lucene = bm25_index(sliced, slice_data().key)
+    anserini = LuceneSearcher(str(lucene))
+    anserini.set_bm25(0.9, 0.4)
+    lean = BM25Index(lucene)
+    queries = load_dataset("scifact", "test").queries
+    for text in queries.values():
+        assert lean.search_one(text, 1000) == [(hit.docid, float(hit.score)) for hit in anserini.search(text, k=1000)]
+    assert lean.search(queries, 1000, threads=2) == {q: lean.search_one(t, 1000) for q, t in queries.items()}
