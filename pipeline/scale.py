@@ -2,8 +2,9 @@
 
 The synthetic documents follow the real collection's shape: postings per document and document frequencies from
 the dataset's own terms (the default hybrid variant indexes exactly the document's own terms, so the tokenizer
-alone gives them, no LLM), terms drawn by the Zipf law fitted to those frequencies, impact weights drawn from a
-real collection's weight histogram. Queries: 20-term samples of the same law with idf-like weights, 1,000 hits.
+alone gives them, no LLM), terms drawn by the Zipf law fitted to those frequencies from a vocabulary that grows
+with the corpus (Heaps' law) up to the tokenizer's own term count, impact weights drawn from a real collection's
+weight histogram. Queries: 20-term samples of the same law with idf-like weights, 1,000 hits.
 For each size: build time and bytes of the Lucene impact index and of the Qdrant Edge shard, search p50/p95 one
 query at a time (one thread, warm), and the agreement of the two engines' top-10 (both exact, so 1.0 up to ties).
 
@@ -48,7 +49,8 @@ def corpus_profile(data: DataSettings, model: ModelSettings) -> dict:
     head = slice(0, max(10, len(freq) // 2))  # the law's fit on the frequent half (the tail is all ones)
     exponent = float(-np.polyfit(np.log(ranks[head]), np.log(freq[head]), 1)[0])
     return {"documents": len(lengths), "lengths": lengths, "vocabulary": len(df), "zipf_exponent": round(exponent, 3),
-            "mean_postings": round(float(np.mean(lengths)), 1)}
+            "mean_postings": round(float(np.mean(lengths)), 1),
+            "max_vocabulary": len({t for t in vocab.terms if t is not None})}
 
 
 def weight_histogram(collection: Path) -> np.ndarray:
@@ -71,7 +73,8 @@ def _zipf_sampler(vocabulary: int, exponent: float, rng: np.random.Generator):
 def synthesize(folder: Path, n: int, profile: dict, weights: np.ndarray, seed: int = 0) -> int:
     """`n` synthetic documents in JsonVectorCollection parts; the vocabulary grows with n as Heaps' law has it."""
     rng = np.random.default_rng(seed)
-    vocabulary = max(int(profile["vocabulary"] * (n / profile["documents"]) ** 0.6), 2 * max(profile["lengths"]))
+    vocabulary = int(profile["vocabulary"] * (n / profile["documents"]) ** 0.6)  # Heaps' law, capped: index terms
+    vocabulary = max(min(vocabulary, profile.get("max_vocabulary", vocabulary)), 2 * max(profile["lengths"]))  # are tokens
     draw = _zipf_sampler(vocabulary, profile["zipf_exponent"], rng)
     lengths = rng.choice(np.maximum(profile["lengths"], 1), size=n)
     folder.mkdir(parents=True, exist_ok=True)
