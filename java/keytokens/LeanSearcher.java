@@ -149,7 +149,27 @@ public final class LeanSearcher implements Closeable {
 
   /** Many queries in one call: query q's terms are terms[offsets[q] .. offsets[q + 1]). */
   public Hits[] batch(String[] terms, float[] weights, int[] offsets, int k, int threads) throws Exception {
-    int count = offsets.length - 1;
+    return parallel(offsets.length - 1, threads, query -> {
+      int from = offsets[query];
+      int to = offsets[query + 1];
+      String[] t = new String[to - from];
+      float[] w = new float[to - from];
+      System.arraycopy(terms, from, t, 0, to - from);
+      System.arraycopy(weights, from, w, 0, to - from);
+      return search(t, w, k);
+    });
+  }
+
+  /** Many query texts in one call (BM25). */
+  public Hits[] batchText(String[] texts, int k, int threads) throws Exception {
+    return parallel(texts.length, threads, query -> searchText(texts[query], k));
+  }
+
+  private interface QueryTask {
+    Hits run(int query) throws Exception;
+  }
+
+  private static Hits[] parallel(int count, int threads, QueryTask task) throws Exception {
     Hits[] out = new Hits[count];
     ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, threads));
     try {
@@ -157,35 +177,7 @@ public final class LeanSearcher implements Closeable {
       for (int q = 0; q < count; q++) {
         final int query = q;
         pending[q] = pool.submit(() -> {
-          int from = offsets[query];
-          int to = offsets[query + 1];
-          String[] t = new String[to - from];
-          float[] w = new float[to - from];
-          System.arraycopy(terms, from, t, 0, to - from);
-          System.arraycopy(weights, from, w, 0, to - from);
-          out[query] = search(t, w, k);
-          return null;
-        });
-      }
-      for (Future<?> f : pending) {
-        f.get();
-      }
-    } finally {
-      pool.shutdown();
-    }
-    return out;
-  }
-
-  /** Many query texts in one call (BM25). */
-  public Hits[] batchText(String[] texts, int k, int threads) throws Exception {
-    Hits[] out = new Hits[texts.length];
-    ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, threads));
-    try {
-      Future<?>[] pending = new Future<?>[texts.length];
-      for (int q = 0; q < texts.length; q++) {
-        final int query = q;
-        pending[q] = pool.submit(() -> {
-          out[query] = searchText(texts[query], k);
+          out[query] = task.run(query);
           return null;
         });
       }
