@@ -214,7 +214,7 @@ def load_model(preset: Preset, device: str = "auto", dtype: str = "auto") -> Loa
     return _load(preset.model_key, resolved, pick_dtype(dtype, resolved))
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=4)  # distinct weights: an eval with `also=` and SPLADE holds three, and none is loaded twice
 def _load(key: tuple, device: str, dtype: torch.dtype) -> LoadedModel:
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
 

@@ -26,7 +26,8 @@ from common import layout
 from common.errors import InputError
 from pipeline import cli, exports
 from pipeline.artifacts import manifest, read_json, write_json, write_text
-from pipeline.settings import DataSettings, ModelSettings, SearchSettings
+from pipeline.evaluate import default_sparse_run, evaluate
+from pipeline.settings import DataSettings, ModelSettings, SearchSettings, Variant
 
 BEIR_13 = ("trec-covid", "nfcorpus", "nq", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "quora",
            "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact")
@@ -61,9 +62,6 @@ def suite_dir(model: ModelSettings) -> Path:
 def run_suite(names: list[str], model: ModelSettings, levers: dict, m: int, search: SearchSettings,
               quick: bool = False, no_train: bool = False, beir_dir: str | None = None) -> dict[str, dict]:
     """Each dataset through evaluate (or reused), its MTEB exports written; failures reported, never fatal."""
-    from pipeline.evaluate import default_sparse_run, evaluate
-    from pipeline.settings import Variant
-
     status: dict[str, dict] = {}
     out = suite_dir(model) / "exports"
     main_systems = [f"{model.name}.dense", default_sparse_run(model, Variant.build(model.preset, **levers))]
@@ -111,7 +109,7 @@ def published_rows(columns: list[str]) -> dict[str, dict[str, float]]:
     return rows
 
 
-def cross_table(results: dict[str, dict], published: bool = True) -> dict:
+def cross_table(results: dict[str, dict]) -> dict:
     """Rows = systems, columns = datasets (CQADupStack forums averaged), and the mean over common datasets."""
     columns = list(dict.fromkeys(column_of(d) for d in results))
     cells: dict[str, dict[str, list[float]]] = {}
@@ -125,8 +123,7 @@ def cross_table(results: dict[str, dict], published: bool = True) -> dict:
     rows = {name: {c: round(float(np.mean(v)), 4) for c, v in by_column.items()
                    if c != "cqadupstack" or len(v) == forums[c]} for name, by_column in cells.items()}
     kinds = {row["name"]: row["kind"] for metrics in results.values() for row in metrics["runs"]}
-    if published:
-        rows.update(published_rows(columns))
+    rows.update(published_rows(columns))
     common = [c for c in columns if all(c in row for row in rows.values())]
     for row in rows.values():
         row["mean"] = round(float(np.mean([row[c] for c in common])), 4) if common else None
@@ -182,9 +179,6 @@ def plot(table: dict, path: Path, systems: list[str]) -> None:
 
 def write_suite(names: list[str], status: dict[str, dict], model: ModelSettings, levers: dict) -> Path:
     """The cross-dataset report and the exports that need only run files and metrics."""
-    from pipeline.evaluate import default_sparse_run
-    from pipeline.settings import Variant
-
     results = {n: read_json(Path(s["metrics"])) for n, s in status.items() if s["status"] != "failed"}
     folder = suite_dir(model)
     table = cross_table(results)

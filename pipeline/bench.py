@@ -31,7 +31,6 @@ from encoders import pc1
 from encoders.aligned import quantize, top_k
 from encoders.embedder import Embedder
 from encoders.models import load_model
-from encoders.queries import l2_normalise
 from encoders.vocab import Vocabulary
 from pipeline import cli
 from pipeline.artifacts import read_json, write_json, write_text
@@ -97,7 +96,7 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
 
     doc_ids, embeddings, _ = load_shards(model.embeddings_dir(data))
     index = DenseIndex(doc_ids, embeddings)
-    vectors, enc_d = timed(lambda t: l2_normalise(embedder.encode([t], is_query=True).embeddings), texts)
+    vectors, enc_d = timed(lambda t: embedder.encode([t], is_query=True).embeddings, texts)  # DenseIndex normalises
     _, search_d = timed(index.search_vectors, vectors)
     result["c dense"] = {"encode": latency_stats(enc_d), "search": latency_stats(search_d), "total": latency_stats(list(np.add(enc_d, search_d)))}
 

@@ -46,14 +46,14 @@ def variant_runs(dataset: Dataset, data: DataSettings, model: ModelSettings, var
     paths = []
     for query, qweight in modes:
         settings = QuerySettings(query, qweight, m)
-        path = data.run_dir / f"{sparse_run_name(model.name, variant.name, settings.mode, qweight)}{search.run_suffix}.trec"
+        path = data.run_dir / f"{sparse_run_name(model.name, variant.name, settings.mode, qweight, search.run_suffix)}.trec"
         paths.append(_cached(lambda: run_sparse(dataset, data, model, variant, settings, search), path, search))
     return paths
 
 
-def default_sparse_run(model: ModelSettings, variant: Variant) -> str:
+def default_sparse_run(model: ModelSettings, variant: Variant, engine_suffix: str = "") -> str:
     """The name of the default variant's no-LLM (query=tokens) run: the one fusion and the key figure start from."""
-    return sparse_run_name(model.name, variant.name, "tokens", "idf")
+    return sparse_run_name(model.name, variant.name, "tokens", "idf", engine_suffix)
 
 
 def produce_runs(dataset: Dataset, data: DataSettings, model: ModelSettings, levers: dict, m: int,
@@ -81,7 +81,7 @@ def splade_run(dataset: Dataset, data: DataSettings, model: ModelSettings, lever
     encode_corpus(dataset, data, splade)
     index_variant(data, splade, variant, search.threads)
     return _cached(lambda: run_sparse(dataset, data, splade, variant, QuerySettings(), search),
-                   data.run_dir / f"{SPLADE_MODEL}.{variant.name}{search.run_suffix}.trec", search)
+                   data.run_dir / f"{sparse_run_name(SPLADE_MODEL, variant.name, engine_suffix=search.run_suffix)}.trec", search)
 
 
 def fusion_runs(data: DataSettings, model: ModelSettings, sparse: str, test_paths: list[Path],
@@ -180,7 +180,7 @@ def evaluate(data: DataSettings, model: ModelSettings, levers: dict, m: int, sea
         else:
             train_paths = produce_runs(train_dataset, train_data, model, levers, m, search, quick=True)
             train_qrels = train_dataset.qrels
-    sparse = default_sparse_run(model, Variant.build(model.preset, **levers)) + search.run_suffix
+    sparse = default_sparse_run(model, Variant.build(model.preset, **levers), search.run_suffix)
     paths += fusion_runs(data, model, sparse, paths, train_paths, train_qrels)
     results = evaluate_runs(data, model, dataset, paths)
     results["seconds"] = round(time.time() - started, 1)

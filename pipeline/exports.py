@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -32,6 +33,7 @@ MTEB_CUTOFFS = (1, 3, 5, 10, 20, 100, 1000)
 TWO_CR_METRICS = {"nDCG@10": "ndcg@10", "R@100": "recall@100", "R@1000": "recall@1000"}
 
 
+@lru_cache(maxsize=1)
 def git_revision() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=layout.REPO_ROOT, capture_output=True, text=True,

@@ -61,8 +61,12 @@ def score(qrels: Qrels, run: Run | Path, metric: str = "ndcg@10") -> float:
                                 make_comparable=True)), 4)
 
 
-def sparse_run_name(model: str, variant: str, mode: str, qweight: str) -> str:
-    return f"{model}.{variant}.{mode}-{qweight}"
+def sparse_run_name(model: str, variant: str, mode: str | None = None, qweight: str | None = None,
+                    engine_suffix: str = "") -> str:
+    """The one place a sparse run is named (search writes it, evaluate looks it up): model, variant, query mode
+    (none for SPLADE, whose queries are its own), and the engine when it is not Lucene."""
+    query = f".{mode}-{qweight}" if mode else ""
+    return f"{model}.{variant}{query}{engine_suffix}"
 
 
 @dataclass(frozen=True)

@@ -98,10 +98,10 @@ def splade_queries(dataset: Dataset, info: dict, device: str, dtype: str = "auto
     return {q: quantize(vocab.merge(ids, w), info["scale"]) for q, ids, w in zip(qids, batch.ids, batch.weights)}
 
 
-def run_name(info: dict, folder: Path, query: QuerySettings) -> str:
+def run_name(info: dict, folder: Path, query: QuerySettings, engine_suffix: str = "") -> str:
     if info["settings"]["source"] == "splade":
-        return f"{info['model']}.{folder.name}"
-    return sparse_run_name(info["model"], folder.name, query.mode, query.qweight)
+        return sparse_run_name(info["model"], folder.name, engine_suffix=engine_suffix)
+    return sparse_run_name(info["model"], folder.name, query.mode, query.qweight, engine_suffix)
 
 
 def run_sparse(dataset: Dataset, data: DataSettings, model: ModelSettings, variant: Variant, query: QuerySettings,
@@ -120,7 +120,7 @@ def run_sparse(dataset: Dataset, data: DataSettings, model: ModelSettings, varia
         run = impact_search(folder / "lucene", queries, threads=search.threads)
     source = info["settings"]["source"]
     kind = {"own": "control", "splade": "splade"}.get(source, "sparse")
-    return _save_run(data, run_name(info, folder, query) + search.run_suffix, run, {"engine": search.engine,
+    return _save_run(data, run_name(info, folder, query, search.run_suffix), run, {"engine": search.engine,
         "kind": kind, "model": info["model"], "variant": folder.name, "query_mode": query.query, "qweight": query.qweight,
         "m": query.m if query.query == "aligned" else None, "k": info["settings"].get("k"), "index": str(folder / "lucene"),
         "llm_forward_per_query": query.query == "aligned" or source == "splade",
