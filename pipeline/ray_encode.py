@@ -17,6 +17,12 @@ from pipeline.settings import DataSettings, ModelSettings
 
 RETRIES = 3
 
+# Ray's driver installs its own SIGSEGV/SIGBUS handlers (glog's failure handler) and leaves SIG_DFL behind after
+# shutdown. A JVM in the same process (Lucene through pyjnius) uses SIGSEGV itself, for implicit null checks and
+# stack banging, so after ray.init any such signal killed the whole process ("Segmentation fault" in the test
+# suite, intermittently). Ray reads this switch when it is first imported, so it is set before that import.
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+
 
 def encode_part(dataset: Dataset, data: DataSettings, model: ModelSettings, parts: int, part: int,
                 shard_size: int) -> str:

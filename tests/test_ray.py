@@ -61,3 +61,30 @@ def test_a_worker_killed_mid_shard_is_retried(single, tmp_path, monkeypatch):
     monkeypatch.setenv("KT_DIE_MARKER", str(marker))
     assert _on_ray(tmp_path / "indexes", monkeypatch, part_function=die_in_first_shard) == single
     assert marker.exists()  # the first attempt did die
+
+
+def _segv_handler_library() -> bytes | None:
+    """The shared library whose function handles SIGSEGV in this process now (None for the default action)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    action = ctypes.create_string_buffer(256)  # struct sigaction: the handler pointer comes first
+    libc.sigaction(11, None, action)
+
+    class DlInfo(ctypes.Structure):
+        _fields_ = [("fname", ctypes.c_char_p), ("fbase", ctypes.c_void_p),
+                    ("sname", ctypes.c_char_p), ("saddr", ctypes.c_void_p)]
+
+    info = DlInfo()
+    address = int.from_bytes(action.raw[:8], "little")
+    return info.fname if address and libc.dladdr(ctypes.c_void_p(address), ctypes.byref(info)) else None
+
+
+def test_ray_leaves_the_jvm_signal_handlers_in_place(single, tmp_path, monkeypatch):
+    """Ray in a process that holds a JVM must not take over SIGSEGV: the JVM raises it on purpose (null checks)."""
+    from pipeline.jvm import start_jvm
+
+    start_jvm()
+    assert b"libjvm" in (_segv_handler_library() or b"")
+    _on_ray(tmp_path, monkeypatch)
+    assert b"libjvm" in (_segv_handler_library() or b"")
