@@ -23,7 +23,7 @@ help:
 	@echo "make setup                       create .venv and install pinned requirements (idempotent)"
 	@echo "make test                        both test tiers: unit + integration (real Lucene, FAISS, SmolLM2, scifact slices)"
 	@echo "make test-fast                   the unit tier only: no JVM, no model weights, no dataset (under a minute)"
-	@echo "make demo                        index + eval scifact with SmolLM2, print the leaderboard"
+	@echo "make demo [limit=N] [also=smollm2]   train smollm2-ft if absent/stale, encode, index, eval full scifact; key figure + leaderboard"
 	@echo "make index dataset=D [model=M] [k=K] [limit=N] [weighting=W] [normalize=on|off] [vocab=all|text] [pc1=off|remove|L]"
 	@echo "make eval dataset=D [model=M] [limit=N]   runs (sparse, dense, BM25, SPLADE, control), metrics, leaderboard"
 	@echo "make beir [model=M] [datasets=all|cqadupstack|msmarco|a,b,c]  the BEIR suite: every dataset's eval, cross-dataset table, MTEB/2CR/ir-metadata exports"
@@ -107,4 +107,6 @@ train: setup
 	$(PY) -m pipeline.train --dataset $(dataset) $(MODEL_ARGS) $(if $(data_dir),--data-dir $(data_dir)) \
 		$(if $(steps),--steps $(steps)) $(if $(data),--data $(data)) $(if $(batch),--batch $(batch)) $(if $(name),--name $(name))
 
-demo: index eval
+demo: setup
+	$(PY) -m pipeline.demo $(DATA_ARGS) $(if $(device),--device $(device)) $(if $(dtype),--dtype $(dtype)) \
+		$(if $(also),--also $(also))

@@ -54,6 +54,26 @@ def pick_dtype(requested: str, device: str) -> torch.dtype:
     return DTYPES[requested]
 
 
+DTYPE_TAGS = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def dtype_tag(requested: str, device: str = "auto") -> str:
+    """'' for float32, else the short tag that names the artifacts of that dtype (`bf16`, `fp16`)."""
+    return DTYPE_TAGS.get(pick_dtype(requested, pick_device(requested=device)), "")
+
+
+def untagged(name: str) -> str:
+    """The preset name behind an artifact name (`smollm2-ft-bf16` -> `smollm2-ft`)."""
+    for tag in DTYPE_TAGS.values():
+        name = name.removesuffix(f"-{tag}")
+    return name
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX): then bf16 is the fast CPU path."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def _package_path(source: str) -> Path:
     """`pypi:<distribution>/<path under site-packages>` -> a local path; split GGUF packages are assembled once."""
     distribution, _, inner = source[len("pypi:"):].partition("/")

@@ -21,8 +21,8 @@ from pipeline.artifacts import read_json, versions, write_json
 from pipeline.datasets import Dataset
 from pipeline.encode import encode_corpus
 from pipeline.index import index_variant
-from pipeline.report import write_reports
-from pipeline.runs import EXPERIMENTS, ranx_run, sparse_run_name, write_trec
+from pipeline.report import key_figure, write_reports
+from pipeline.runs import EXPERIMENTS, PAPER_FAITHFUL, ranx_run, sparse_run_name, write_trec
 from pipeline.search import run_bm25, run_dense, run_sparse
 from pipeline.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
 
@@ -116,8 +116,10 @@ def _write_fused(data: DataSettings, model: ModelSettings, name: str, fused, how
     return path
 
 
-def evaluate_runs(data: DataSettings, model: ModelSettings, dataset: Dataset, paths: list[Path]) -> dict:
-    """ranx metrics for every run, paired t-tests against the dense run, sparse/dense ratios."""
+def evaluate_runs(data: DataSettings, model: ModelSettings, dataset: Dataset, paths: list[Path],
+                  key_run: str | None = None, faithful_run: str | None = None) -> dict:
+    """ranx metrics for every run, paired t-tests (every run against dense; sparse runs against BM25 and the best
+    LLM-free control), sparse/dense ratios; `key_run` and `faithful_run` name the runs the key figure speaks of."""
     from ranx import Qrels, compare
 
     qrels = Qrels.from_dict(dataset.qrels)
@@ -141,23 +143,29 @@ def evaluate_runs(data: DataSettings, model: ModelSettings, dataset: Dataset, pa
               for r in rows if r["kind"] == "sparse" and dense in by_name}
     controls = [r for r in rows if r["kind"] == "control"]
     best_control = max(controls, key=lambda r: r["metrics"]["ndcg@10"])["name"] if controls else None
-    if best_control:
-        control_report = compare(qrels, [ranx_run(p) for p in paths if p.stem == best_control or
-                                          read_json(p.with_suffix(".json")).get("kind") == "sparse"],
-                                 ["ndcg@10"], stat_test="student", max_p=0.05, make_comparable=True).to_dict()
+    baselines = [name for name in ("bm25", best_control) if name in by_name]
+    if baselines:
+        kinds = {r["name"]: r["kind"] for r in rows}
+        versus = compare(qrels, [ranx_run(p) for p in paths if p.stem in baselines or kinds[p.stem] == "sparse"],
+                         ["ndcg@10"], stat_test="student", max_p=0.05, make_comparable=True).to_dict()
         for row in rows:
             if row["kind"] == "sparse":
-                row["p_vs_best_control"] = round(float(control_report[row["name"]]["comparisons"][best_control]["ndcg@10"]), 4)
+                for baseline, field in (("bm25", "p_vs_bm25"), (best_control, "p_vs_best_control")):
+                    if baseline in baselines:
+                        row[field] = round(float(versus[row["name"]]["comparisons"][baseline]["ndcg@10"]), 4)
     return {"dataset": data.key, "model": model.name, "split": dataset.split, "queries": len(dataset.queries),
             "documents": len(dataset.corpus), "runs": rows, "ratios": ratios, "paper_ratio": PAPER_RATIO,
-            "best_control": best_control, "versions": versions(), "notes": dataset.notes}
+            "best_control": best_control, "key_run": key_run if key_run in by_name else None,
+            "faithful_run": faithful_run if faithful_run in by_name else None, "versions": versions(), "notes": dataset.notes}
 
 
 def training_label(model: str | None) -> str:
     """What a run's embedder was trained on, for the leaderboard: the labels `make train` wrote, or ''."""
     if not model:
         return ""
-    path = layout.trained_model_dir(model) / "manifest.json"
+    from encoders.models import untagged
+
+    path = layout.trained_model_dir(untagged(model)) / "manifest.json"
     return ", ".join(read_json(path)["labels"]) if path.is_file() else ""
 
 
@@ -182,7 +190,10 @@ def evaluate(data: DataSettings, model: ModelSettings, levers: dict, m: int, sea
             train_qrels = train_dataset.qrels
     sparse = default_sparse_run(model, Variant.build(model.preset, **levers), search.run_suffix)
     paths += fusion_runs(data, model, sparse, paths, train_paths, train_qrels)
-    results = evaluate_runs(data, model, dataset, paths)
+    faithful = Variant.experiment(model.preset, PAPER_FAITHFUL).name
+    results = evaluate_runs(data, model, dataset, paths, key_run=sparse, faithful_run=sparse_run_name(
+        model.name, faithful, QuerySettings("aligned", "count", m).mode, "count", search.run_suffix))
+    results["key_figure"] = key_figure(results)
     results["seconds"] = round(time.time() - started, 1)
     write_reports(results, data.run_dir)
     return results, dataset

@@ -63,7 +63,7 @@ def project(data: DataSettings, model: ModelSettings, variant: Variant) -> Path:
         for old in collection.glob("part-*.jsonl"):
             old.unlink()
         stats = write_collection(collection, doc_ids, vectors)
-        info = manifest("project", model=preset.name, preset=preset.describe(), variant=out.name, settings=settings,
+        info = manifest("project", model=model.name, preset=preset.describe(), variant=out.name, settings=settings,
                         scale=scale, max_weight=100, pc1=entry, embeddings=str(embeddings_dir),
                         embeddings_written=embeddings_manifest["written"], counts=stats,
                         timings={"seconds": round(time.time() - started, 1)},

@@ -69,7 +69,13 @@ class ModelSettings:
 
     @property
     def name(self) -> str:
-        return self.preset.name
+        """Folder and run name: the preset's, tagged `-bf16` / `-fp16` when the forward runs in another dtype than
+        float32. Such embeddings are another artifact (they differ in the 4th digit), so their indexes and runs
+        never mix with float32 ones and a leaderboard says which path made each row."""
+        from encoders.models import dtype_tag
+
+        tag = dtype_tag(self.dtype, self.device)
+        return f"{self.preset.name}-{tag}" if tag else self.preset.name
 
     def other(self, model: str) -> "ModelSettings":
         """Another embedder on the same device, with its own preset's pooling and lengths."""

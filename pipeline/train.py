@@ -41,6 +41,7 @@ from pipeline.datasets import Dataset
 from pipeline.settings import DataSettings, ModelSettings
 
 DATA_SOURCES = ("supervised", "corpus")
+DEFAULT_STEPS = 120
 ADAPTED_LABEL = "adapted on the target corpus"
 
 
@@ -69,6 +70,15 @@ class TrainSettings:
     seed: int = 13
     dev_queries: int = 60
     grad_checkpointing: bool = False
+
+    @classmethod
+    def for_model(cls, model: ModelSettings, **overrides) -> "TrainSettings":
+        """`make train`'s settings for `model` (its preset's pooling, both pair sources), with overrides."""
+        return cls(base=model.preset.name, pooling=model.preset.pooling, data=DATA_SOURCES, **overrides)
+
+    def as_manifest(self) -> dict:
+        """The settings as the manifest stores them (JSON: tuples become lists), to compare with a stored model."""
+        return {**asdict(self), "data": list(self.data)}
 
 
 def split_dev(train: Dataset, n_dev: int, seed: int) -> tuple[list[str], list[str]]:
@@ -187,7 +197,7 @@ class Trainer:
 class TrainRun:
     """How far and where a training run goes; unlike TrainSettings these may change between resumes."""
 
-    steps: int = 120
+    steps: int = DEFAULT_STEPS
     name: str | None = None
     save_every: int = 20
     eval_every: int = 40
@@ -280,22 +290,25 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_argument_group("training")
     group.add_argument("--data", default="supervised,corpus", help="pair sources, comma-separated: supervised "
                        "(train split claims -> cited docs), corpus (title -> abstract); default both")
-    group.add_argument("--steps", type=int, default=120, help="optimizer steps (default 120: about 25 min on 2 cores)")
-    group.add_argument("--batch", dest="train_batch", type=int, default=16, help="pairs per step (in-batch negatives)")
-    group.add_argument("--lr", type=float, default=2e-5)
-    group.add_argument("--temperature", type=float, default=0.05)
-    group.add_argument("--query-max-length", type=int, default=48)
-    group.add_argument("--doc-max-length", type=int, default=128)
-    group.add_argument("--seed", type=int, default=13)
+    defaults = TrainSettings("", "", ())
+    group.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                       help=f"optimizer steps (default {DEFAULT_STEPS}: about 25 min on 2 cores)")
+    group.add_argument("--batch", dest="train_batch", type=int, default=defaults.batch_size,
+                       help="pairs per step (in-batch negatives)")
+    group.add_argument("--lr", type=float, default=defaults.lr)
+    group.add_argument("--temperature", type=float, default=defaults.temperature)
+    group.add_argument("--query-max-length", type=int, default=defaults.query_max_length)
+    group.add_argument("--doc-max-length", type=int, default=defaults.doc_max_length)
+    group.add_argument("--seed", type=int, default=defaults.seed)
     group.add_argument("--name", default=None, help="trained model name (default <model>-ft, e.g. smollm2-ft)")
     group.add_argument("--save-every", type=int, default=20, help="checkpoint every N steps (resume point)")
     group.add_argument("--eval-every", type=int, default=40, help="dev nDCG@10 every N steps; 0 turns it off")
-    group.add_argument("--dev-queries", type=int, default=60, help="train queries held out for the curve")
+    group.add_argument("--dev-queries", type=int, default=defaults.dev_queries, help="train queries held out for the curve")
     group.add_argument("--dev-docs", type=int, default=300, help="documents of the dev ranking (judged + random)")
     group.add_argument("--grad-checkpointing", action="store_true", help="less memory, about 30%% more time")
     args = parser.parse_args(argv)
     model = ModelSettings(args.model, args.pooling, device=args.device, dtype=args.dtype)
-    settings = TrainSettings(base=model.name, pooling=model.preset.pooling,
+    settings = TrainSettings(base=model.preset.name, pooling=model.preset.pooling,
                              data=tuple(s.strip() for s in args.data.split(",") if s.strip()), batch_size=args.train_batch,
                              lr=args.lr, temperature=args.temperature, seed=args.seed, dev_queries=args.dev_queries,
                              query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,

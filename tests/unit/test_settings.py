@@ -8,7 +8,7 @@ from common.errors import InputError
 from encoders.pc1 import PC1Mode
 from encoders.presets import PRESETS
 from pipeline.runs import EXPERIMENTS, sparse_run_name
-from pipeline.settings import DataSettings, QuerySettings, Variant
+from pipeline.settings import DataSettings, ModelSettings, QuerySettings, Variant
 
 SMOLLM2 = PRESETS["smollm2"]
 
@@ -56,3 +56,12 @@ def test_run_names_and_paths(monkeypatch, tmp_path):
     assert data.key == "scifact-limit50" and data.run_dir == tmp_path / "r" / "scifact-limit50"
     assert data.with_split("train").run_dir == tmp_path / "r" / "scifact-limit50" / "train"
     assert layout.variant_dir(data.key, "smollm2", "v") == tmp_path / "i" / "scifact-limit50" / "smollm2" / "v"
+
+
+def test_non_float32_artifacts_are_named_apart():
+    from encoders.models import untagged
+
+    assert ModelSettings("smollm2", device="cpu").name == "smollm2"
+    assert ModelSettings("smollm2", device="cpu", dtype="bfloat16").name == "smollm2-bf16"
+    assert ModelSettings("smollm2", device="cpu", dtype="float16").name == "smollm2-fp16"
+    assert untagged("smollm2-ft-bf16") == "smollm2-ft" and untagged("smollm2-ft") == "smollm2-ft"
