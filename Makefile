@@ -32,7 +32,8 @@ help:
 	@echo "make bench dataset=D [model=M]   query/doc path costs as ratios (sparse vs dense vs BM25 vs SPLADE), footprint, scaling"
 	@echo "make scale [sizes=100000,300000,1000000]   Lucene vs Qdrant on synthetic collections shaped like the dataset"
 	@echo "make explain dataset=D qid=Q     shared terms and their score contributions for one query"
-	@echo "make train [model=M] [steps=120] [data=supervised,corpus] [batch=16] [name=M-ft]  InfoNCE fine-tuning -> models/<name>/"
+	@echo "make train [model=M] [steps=120] [data=supervised,corpus] [batch=16] [name=M-ft] [objective=dense|joint] [sparse_weight=W]"
+	@echo "                                 InfoNCE fine-tuning -> models/<name>/; joint adds the aligned-token index loss"
 	@echo "make eval model=smollm2-ft also=smollm2   the trained embedder's runs beside the backbone's in one leaderboard"
 	@echo "make encode engine=ray [workers=N] [gpus_per_worker=G]   encode parts as Ray tasks (local Ray, or RAY_ADDRESS)"
 	@echo "make export engine=qdrant|opensearch|elastic   a variant as a Qdrant shard (QDRANT_URL: a server too) or bulk files"
@@ -105,7 +106,8 @@ explain: setup
 
 train: setup
 	$(PY) -m pipeline.train --dataset $(dataset) $(MODEL_ARGS) $(if $(data_dir),--data-dir $(data_dir)) \
-		$(if $(steps),--steps $(steps)) $(if $(data),--data $(data)) $(if $(batch),--batch $(batch)) $(if $(name),--name $(name))
+		$(if $(steps),--steps $(steps)) $(if $(data),--data $(data)) $(if $(batch),--batch $(batch)) $(if $(name),--name $(name)) \
+		$(if $(objective),--objective $(objective)) $(if $(sparse_weight),--sparse-weight $(sparse_weight))
 
 demo: setup
 	$(PY) -m pipeline.demo $(DATA_ARGS) $(if $(device),--device $(device)) $(if $(dtype),--dtype $(dtype)) \

@@ -5,6 +5,9 @@ Machines are noisy, so every figure that matters is a ratio between systems time
                query=aligned, (c) dense (LLM query embedding + FAISS flat), (d) BM25, (e) SPLADE; encode and search
                timed apart; Lucene through the lean path at k=1000 and k=10, with the Java and Python shares of
                each call; batch throughput with all threads
+  cpu paths    the forward in float32 (2 and 1 threads), bfloat16 and int8 dynamic quantisation: docs/s as a ratio
+               to float32, cosine and top-64 aligned-token overlap with float32; a training step in float32 vs bf16
+               autocast (pipeline/cpu_paths.py). `--cpu-paths` runs this section alone (no index needed)
   doc path     docs/s of the LLM forward alone vs forward + LM head + top-K + quantize + JSON line, and a
                torch.profiler table of the operators the forward spends its time in
   footprint    Lucene index bytes per variant (ours, SPLADE, BM25), FAISS float32 bytes, collection bytes,
@@ -245,6 +248,10 @@ def report(results: dict) -> str:
               f"aligned-token step adds {doc['projection_share_of_forward']:.1%} to the forward (goal: at most 5%)", "",
               "Where the forward time goes (torch.profiler, self CPU share):", "", "| operator | share | calls |", "|---|---|---|"]
     lines += [f"| {r['op']} | {r['share']:.1%} | {r['calls']} |" for r in doc["profile"]]
+    if "cpu_paths" in results:
+        from pipeline.cpu_paths import report_lines
+
+        lines += [""] + report_lines(results["cpu_paths"])
     lines += ["", "## Footprint", "", "| index | figures |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in results["footprint"].items()]
     lines += ["", f"Peak RSS of the bench process (models, FAISS, all searchers): {results['peak_rss_mb']} MB", "",
@@ -264,10 +271,32 @@ def report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cpu_paths(dataset, data: DataSettings, model: ModelSettings, loaded, n: int = 32) -> dict:
+    from pipeline.cpu_paths import encode_paths, train_step_paths
+
+    texts = [d.contents for d in list(dataset.corpus.values())[:n]]
+    return {"encode": encode_paths(model.preset, loaded, texts), "train_step": train_step_paths(model.preset, loaded, data.name)}
+
+
+def _cpu_paths_only(data: DataSettings, model: ModelSettings) -> int:
+    from pipeline.cpu_paths import report_lines
+
+    result = cpu_paths(data.load(), data, model, load_model(model.preset, model.device, "float32"))
+    out = layout.bench_dir()
+    write_json(out / f"{data.key}.cpu-paths.json", result)
+    text = "\n".join(report_lines(result))
+    write_text(out / f"{data.key}.cpu-paths.md", text)
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.stage_parser("pipeline.bench", __doc__, cli.dataset_options, cli.model_options)
+    parser.add_argument("--cpu-paths", action="store_true", help="only the CPU forward/training paths section")
     args = parser.parse_args(argv)
     data, model = cli.data_settings(args), cli.model_settings(args)
+    if args.cpu_paths:
+        return _cpu_paths_only(data, model)
     folder = Variant.build(model.preset).dir(data, model)
     if not (folder / "lucene").exists():
         raise InputError(f"no index at {folder}; run `make eval dataset={data.name}` first")
@@ -278,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                "queries": len(dataset.queries), "documents": len(dataset.corpus)}
     results["query_path"] = query_path(dataset, data, model, folder, info, loaded)
     results["doc_path"] = doc_path(dataset, model.preset, loaded, info)
+    results["cpu_paths"] = cpu_paths(dataset, data, model, loaded)
     results["footprint"] = footprint(data, model)
     tokens = token_encoder(folder, info, "idf")
     results["scaling"] = indexing_and_scaling(data, model, folder, {q: tokens.encode(t) for q, t in dataset.queries.items()},

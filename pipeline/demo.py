@@ -42,8 +42,7 @@ def model_state(name: str, settings: TrainSettings, steps: int) -> str:
     if not (folder / "model" / "keytokens-preset.json").is_file() or not (folder / "manifest.json").is_file():
         return "absent"
     info = read_json(folder / "manifest.json")
-    wanted = settings.as_manifest()
-    changed = sorted(k for k in wanted if info.get("settings", {}).get(k) != wanted[k])
+    changed = settings.differences(info.get("settings", {}))
     if changed:
         return f"stale: trained with other settings ({', '.join(changed)} differ)"
     if int(info.get("steps", 0)) < steps:

@@ -21,7 +21,7 @@ import copy
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from pipeline.datasets import Dataset
 from pipeline.settings import DataSettings, ModelSettings
 
 DATA_SOURCES = ("supervised", "corpus")
+OBJECTIVES = ("dense", "joint")
 DEFAULT_STEPS = 120
 ADAPTED_LABEL = "adapted on the target corpus"
 
@@ -70,6 +71,11 @@ class TrainSettings:
     seed: int = 13
     dev_queries: int = 60
     grad_checkpointing: bool = False
+    objective: str = "dense"  # or "joint": + the aligned-token loss of the index (pipeline/joint.py)
+    sparse_weight: float = 1.0
+    sparse_temperature: float = 1.0
+    sparse_target: str = "hybrid"
+    flops_weight: float = 0.0
 
     @classmethod
     def for_model(cls, model: ModelSettings, **overrides) -> "TrainSettings":
@@ -79,6 +85,12 @@ class TrainSettings:
     def as_manifest(self) -> dict:
         """The settings as the manifest stores them (JSON: tuples become lists), to compare with a stored model."""
         return {**asdict(self), "data": list(self.data)}
+
+    def differences(self, stored: dict) -> list[str]:
+        """Settings that differ from a stored model's; a setting added since it was trained counts at its default."""
+        defaults = {f.name: f.default for f in fields(self)}
+        stored = {k: list(v) if isinstance(v, tuple) else v for k, v in stored.items()}
+        return sorted(k for k, v in self.as_manifest().items() if stored.get(k, defaults[k]) != v)
 
 
 def split_dev(train: Dataset, n_dev: int, seed: int) -> tuple[list[str], list[str]]:
@@ -125,7 +137,11 @@ def batch_at(step: int, pairs: dict[str, list[Pair]], batch_size: int, seed: int
 
 def info_nce(queries: torch.Tensor, docs: torch.Tensor, doc_ids: list[str], temperature: float) -> torch.Tensor:
     """InfoNCE of query i against doc i, the other docs of the batch as negatives (same-document copies masked)."""
-    logits = F.normalize(queries, dim=-1) @ F.normalize(docs, dim=-1).T / temperature
+    return in_batch_cross_entropy(F.normalize(queries, dim=-1) @ F.normalize(docs, dim=-1).T / temperature, doc_ids)
+
+
+def in_batch_cross_entropy(logits: torch.Tensor, doc_ids: list[str]) -> torch.Tensor:
+    """Cross-entropy of row i towards column i; other copies of row i's document are masked, not negatives."""
     same = torch.tensor([[a == b for b in doc_ids] for a in doc_ids], device=logits.device)
     logits = logits.masked_fill(same & ~torch.eye(len(doc_ids), dtype=torch.bool, device=logits.device), float("-inf"))
     return F.cross_entropy(logits, torch.arange(len(doc_ids), device=logits.device))
@@ -134,7 +150,12 @@ def info_nce(queries: torch.Tensor, docs: torch.Tensor, doc_ids: list[str], temp
 class Trainer:
     """A private copy of the base model, its frozen parts, the optimizer, and one step of InfoNCE."""
 
-    def __init__(self, preset: Preset, loaded: LoadedModel, settings: TrainSettings) -> None:
+    def __init__(self, preset: Preset, loaded: LoadedModel, settings: TrainSettings,
+                 corpus: list[str] | None = None) -> None:
+        if settings.objective not in OBJECTIVES:
+            raise InputError(f"objective={settings.objective}: choose {' or '.join(OBJECTIVES)}")
+        if settings.objective == "joint" and not corpus:
+            raise InputError("objective=joint needs the corpus (its df and lengths weight the aligned-token loss)")
         self.settings = settings
         model = copy.deepcopy(loaded.model)  # load_model's copy is shared (lru_cache) and must stay the backbone
         model.train()
@@ -151,28 +172,53 @@ class Trainer:
         self.embedder = Embedder(train_preset, replace(loaded, model=model))
         self.trainable = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.lr)
-        self.inputs: dict[tuple[bool, str], tuple[list[int], int]] = {}
+        self.inputs: dict[tuple[bool, str], tuple[list[int], int, list[int]]] = {}
+        self.sparse = None
+        if settings.objective == "joint":
+            from pipeline.joint import SparseTarget
+
+            own = self.embedder.prompts(list(corpus), is_query=False).own
+            self.sparse = SparseTarget(self.embedder.tokenizer, own, settings.sparse_target)
+        self.last_parts: dict[str, float] = {}
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
 
-    def _embed(self, texts: list[str], is_query: bool) -> torch.Tensor:
-        """Pooled embeddings with gradients; each text's prompt is tokenized once (cached tokenisation)."""
+    def _embed(self, texts: list[str], is_query: bool) -> tuple[torch.Tensor, list[list[int]]]:
+        """Pooled embeddings with gradients, and each text's own token ids; each prompt is tokenized once."""
         missing = [t for t in dict.fromkeys(texts) if (is_query, t) not in self.inputs]
         if missing:
             prompts = self.embedder.prompts(missing, is_query)
-            self.inputs.update({(is_query, t): (ids, first)
-                                for t, ids, first in zip(missing, prompts.inputs, prompts.starts)})
-        ids, starts = zip(*(self.inputs[(is_query, t)] for t in texts))
-        return self.embedder.pool(list(ids), list(starts))
+            self.inputs.update({(is_query, t): (ids, first, own)
+                                for t, ids, first, own in zip(missing, prompts.inputs, prompts.starts, prompts.own)})
+        ids, starts, own = zip(*(self.inputs[(is_query, t)] for t in texts))
+        return self.embedder.pool(list(ids), list(starts)), list(own)
+
+    def _sparse_loss(self, query_own: list[list[int]], docs: torch.Tensor, doc_own: list[list[int]],
+                     doc_ids: list[str]) -> torch.Tensor:
+        """The aligned-token InfoNCE (pipeline/joint.py), plus FLOPS when its weight is set."""
+        terms = [self.sparse.doc_terms(own) for own in doc_own]
+        weights = self.sparse.doc_weights(docs, self.embedder.loaded.lm_head, terms)
+        scores = self.sparse.scores([self.sparse.query_vector(own) for own in query_own], terms, weights)
+        loss = in_batch_cross_entropy(scores / self.settings.sparse_temperature, doc_ids)
+        self.last_parts["sparse"] = float(loss.detach())
+        if self.settings.flops_weight:
+            flops = self.sparse.flops(terms, weights)
+            self.last_parts["flops"] = float(flops.detach())
+            loss = loss + self.settings.flops_weight * flops
+        return loss
 
     def step(self, batch: list[Pair], step: int) -> float:
         """One optimizer step on one batch; returns the loss before the update."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.settings.lr * min(1.0, (step + 1) / max(1, self.settings.warmup))
-        queries = self._embed([p.query for p in batch], True)
-        docs = self._embed([p.doc for p in batch], False)
-        loss = info_nce(queries, docs, [p.doc_id for p in batch], self.settings.temperature)
+        queries, query_own = self._embed([p.query for p in batch], True)
+        docs, doc_own = self._embed([p.doc for p in batch], False)
+        doc_ids = [p.doc_id for p in batch]
+        loss = info_nce(queries, docs, doc_ids, self.settings.temperature)
+        self.last_parts = {"dense": float(loss.detach())}
+        if self.sparse is not None:  # computed even at weight 0: the dense path must not notice it
+            loss = loss + self.settings.sparse_weight * self._sparse_loss(query_own, docs, doc_own, doc_ids)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
@@ -225,13 +271,13 @@ def train(data: DataSettings, model: ModelSettings, settings: TrainSettings, run
         trained_ids, dev_ids = split_dev(train_split, settings.dev_queries, settings.seed)
         pairs = training_pairs(train_split, settings.data, trained_ids)
         loaded = load_model(preset, model.device, model.dtype)
-        trainer = Trainer(preset, loaded, settings)
+        trainer = Trainer(preset, loaded, settings, [d.contents for d in train_split.corpus.values()])
         checkpoint = folder / "checkpoint.pt"
-        state = {"step": 0, "losses": [], "curve": [], "seconds": 0.0, "settings": asdict(settings)}
+        state = {"step": 0, "losses": [], "loss_parts": [], "curve": [], "seconds": 0.0, "settings": asdict(settings)}
         if checkpoint.exists():
-            state = trainer.load_checkpoint(checkpoint)
-            if state["settings"] != asdict(settings):
-                changed = sorted(k for k in asdict(settings) if state["settings"].get(k) != asdict(settings)[k])
+            state = {"loss_parts": [], **trainer.load_checkpoint(checkpoint)}
+            changed = settings.differences(state["settings"])
+            if changed:
                 raise InputError(f"{checkpoint} was trained with other settings ({', '.join(changed)} differ); "
                                  f"delete {folder} or pass --name for a new model")
             print(f"resuming {name} at step {state['step']} of {run.steps}")
@@ -244,6 +290,7 @@ def train(data: DataSettings, model: ModelSettings, settings: TrainSettings, run
                 step = state["step"]
                 loss = trainer.step(batch_at(step, pairs, settings.batch_size, settings.seed), step)
                 state["losses"].append(loss)
+                state["loss_parts"].append(trainer.last_parts)
                 state["step"] = step + 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", avg10=f"{np.mean(state['losses'][-10:]):.3f}")
@@ -282,6 +329,8 @@ def export(trainer: Trainer, preset: Preset, folder: Path, name: str, settings: 
         data=list(settings.data), labels=labels, settings=asdict(settings), steps=state["step"],
         pairs={source: len(found) for source, found in pairs.items()}, dev_queries_held_out=dev_queries,
         losses=[round(x, 5) for x in state["losses"]], dev_curve=state["curve"],
+        loss_parts={part: [round(p.get(part, float("nan")), 5) for p in state["loss_parts"]]
+                    for part in dict.fromkeys(k for p in state["loss_parts"] for k in p)},
         seconds=round(state["seconds"], 1), frozen="token embeddings (tied LM head) and final norm"))
 
 
@@ -306,13 +355,24 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--dev-queries", type=int, default=defaults.dev_queries, help="train queries held out for the curve")
     group.add_argument("--dev-docs", type=int, default=300, help="documents of the dev ranking (judged + random)")
     group.add_argument("--grad-checkpointing", action="store_true", help="less memory, about 30%% more time")
+    group.add_argument("--objective", default=defaults.objective, choices=OBJECTIVES,
+                       help="dense: InfoNCE on the embedding (default); joint: + InfoNCE on the aligned-token scores "
+                            "the index gives (pipeline/joint.py)")
+    group.add_argument("--sparse-weight", type=float, default=defaults.sparse_weight, help="joint: weight of the sparse loss")
+    group.add_argument("--sparse-temperature", type=float, default=defaults.sparse_temperature,
+                       help="joint: the sparse scores are divided by it before the softmax")
+    group.add_argument("--sparse-target", default=defaults.sparse_target, choices=("hybrid", "aligned"),
+                       help="joint: which index variant's weights are trained (default hybrid, the default variant)")
+    group.add_argument("--flops-weight", type=float, default=defaults.flops_weight, help="joint: FLOPS regulariser weight")
     args = parser.parse_args(argv)
     model = ModelSettings(args.model, args.pooling, device=args.device, dtype=args.dtype)
     settings = TrainSettings(base=model.preset.name, pooling=model.preset.pooling,
                              data=tuple(s.strip() for s in args.data.split(",") if s.strip()), batch_size=args.train_batch,
                              lr=args.lr, temperature=args.temperature, seed=args.seed, dev_queries=args.dev_queries,
                              query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
-                             grad_checkpointing=args.grad_checkpointing)
+                             grad_checkpointing=args.grad_checkpointing, objective=args.objective,
+                             sparse_weight=args.sparse_weight, sparse_temperature=args.sparse_temperature,
+                             sparse_target=args.sparse_target, flops_weight=args.flops_weight)
     train(cli.data_settings(args), model, settings,
           TrainRun(args.steps, args.name, args.save_every, args.eval_every, args.dev_docs))
     return 0

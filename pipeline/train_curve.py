@@ -5,6 +5,7 @@ plus seeded random others), encoded at the training lengths so an evaluation cos
 Dense: FAISS cosine, as the dense run. Sparse: each document's top-1024 aligned tokens among its own terms
 (log weights, normalised, no PC1: the TOP_K_ALIGNED family without the PC1 step), indexed by Lucene and searched
 with idf-weighted query tokens, as the `query=tokens` run is: what the aligned tokens alone give, without BM25-tf.
+Hybrid: the default variant's weights (BM25-tf x (1 + scaled aligned logit), no PC1), the same way.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.documents import aligned_vectors
+from encoders.documents import aligned_vectors, hybrid_vectors
 from encoders.queries import TokenQueryEncoder
 from encoders.vocab import Vocabulary
 from pipeline.artifacts import read_json
@@ -69,7 +70,9 @@ def dev_ndcg(trainer, dev: DevSet) -> dict[str, float]:
         vectors, _ = aligned_vectors(vocab, docs.embeddings, embedder.loaded.lm_head, docs.token_ids,
                                      k=TOP_K_ALIGNED["k"], weighting=TOP_K_ALIGNED["weighting"], within_text=True)
         sparse = _sparse_run(vocab, vectors, dev.doc_ids, dev.queries)
-        return {"dense_ndcg@10": score(dev.qrels, dense), "sparse_ndcg@10": score(dev.qrels, sparse)}
+        hybrid, _ = hybrid_vectors(vocab, docs.embeddings, embedder.loaded.lm_head, docs.token_ids)
+        return {"dense_ndcg@10": score(dev.qrels, dense), "sparse_ndcg@10": score(dev.qrels, sparse),
+                "hybrid_ndcg@10": score(dev.qrels, _sparse_run(vocab, hybrid, dev.doc_ids, dev.queries))}
     finally:
         trainer.model.train()
 
@@ -88,6 +91,11 @@ def plot_training(state: dict, path: Path, name: str) -> None:
     window = min(10, len(losses))
     smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
     left.plot(steps[window - 1:], smooth, color="C0", label=f"{window}-step mean")
+    parts = state.get("loss_parts") or []
+    if any("sparse" in p for p in parts):
+        offset = len(losses) - len(parts)  # a model resumed from a checkpoint older than the parts has fewer
+        for part, colour in (("dense", "C2"), ("sparse", "C3")):
+            left.plot(steps[offset:], [p.get(part, np.nan) for p in parts], color=colour, alpha=0.6, label=f"{part} part")
     left.set(title=f"{name}: InfoNCE training loss", xlabel="step", ylabel="loss")
     left.legend()
     curve = state["curve"]
@@ -95,6 +103,8 @@ def plot_training(state: dict, path: Path, name: str) -> None:
         at = [c["step"] for c in curve]
         right.plot(at, [c["dense_ndcg@10"] for c in curve], "o-", label="dense (cosine)")
         right.plot(at, [c["sparse_ndcg@10"] for c in curve], "s-", label="sparse (top-1024 aligned, idf query)")
+        if all("hybrid_ndcg@10" in c for c in curve):
+            right.plot(at, [c["hybrid_ndcg@10"] for c in curve], "^-", label="sparse hybrid (default variant)")
         right.legend()
     right.set(title="dev nDCG@10 (held-out train queries)", xlabel="step", ylabel="nDCG@10")
     fig.tight_layout()

@@ -67,6 +67,38 @@ def test_loss_falls_on_a_repeated_batch(train_split):
     assert torch.equal(trainer.model.get_output_embeddings().weight, loaded.model.get_output_embeddings().weight)
 
 
+def test_joint_loss_falls_on_a_repeated_batch(train_split):
+    """objective=joint: the aligned-token InfoNCE (index weights from the frozen head) and the total both fall."""
+    from encoders.models import load_model
+    from encoders.presets import resolve_preset
+    from pipeline.train import Trainer, TrainSettings
+
+    preset = resolve_preset("smollm2")
+    settings = TrainSettings(base="smollm2", pooling="prompteol", data=("supervised",), lr=1e-4, warmup=1,
+                             query_max_length=16, doc_max_length=32, objective="joint")
+    corpus = [d.contents for d in list(train_split.corpus.values())[:400]]
+    trainer = Trainer(preset, load_model(preset, "cpu"), settings, corpus)
+    batch = batch_at(0, training_pairs(train_split, ("supervised",), split_dev(train_split, 60, 13)[0]), 4, 13)
+    totals, sparse = [], []
+    for step in range(4):
+        totals.append(trainer.step(batch, step))
+        sparse.append(trainer.last_parts["sparse"])
+    assert set(trainer.last_parts) == {"dense", "sparse"}
+    assert totals[-1] < totals[0] and sparse[-1] < sparse[0]
+    assert totals[0] > sparse[0]  # the total holds the dense part too
+
+
+def test_joint_with_sparse_weight_zero_reproduces_the_dense_weights(isolated_outputs):
+    models = isolated_outputs / "models"
+    train_main(TINY + ["--steps", "2", "--name", "dense-only"])
+    train_main(TINY + ["--steps", "2", "--name", "joint-zero", "--objective", "joint", "--sparse-weight", "0"])
+    dense = load_file(models / "dense-only" / "model" / "model.safetensors")
+    joint = load_file(models / "joint-zero" / "model" / "model.safetensors")
+    assert dense.keys() == joint.keys() and all(torch.equal(dense[k], joint[k]) for k in dense)
+    info = json.loads((models / "joint-zero" / "manifest.json").read_text())
+    assert info["settings"]["objective"] == "joint" and len(info["loss_parts"]["sparse"]) == 2  # computed, weighted 0
+
+
 def _backbone_dev_dense_ndcg(dev_docs: int) -> float:
     """The dev curve's dense figure recomputed outside training: backbone embeddings at the training lengths."""
     from dataclasses import replace

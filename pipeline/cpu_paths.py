@@ -1,0 +1,104 @@
+"""CPU forward paths side by side, for `make bench`: what each costs against today's float32 path and what it changes.
+
+Each path embeds the same documents with the same preset; its speed is a ratio to float32 timed in the same process
+(alternating rounds, so a neighbour's load hits both), its quality the cosine of its embeddings to float32's and the
+overlap of their top-64 aligned tokens. Paths: float32 (2 threads, and 1 thread), bfloat16 weights (oneDNN; fast
+only where the CPU has AVX512-BF16 or AMX), int8 dynamic quantisation of every linear layer (fbgemm). The same for a
+training step: float32 against bfloat16 autocast. Bucketing is not a path here: `Embedder.encode` already sorts each
+shard's documents by length, so a batch pads to its own longest document.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from encoders.embedder import Embedder
+from encoders.models import LoadedModel, cpu_has_native_bf16
+from encoders.presets import Preset
+
+ROUNDS = 2
+TOP = 64
+
+
+def _paths(loaded: LoadedModel) -> dict[str, LoadedModel]:
+    int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(loaded.model), {torch.nn.Linear}, dtype=torch.qint8)
+    return {"float32": loaded,
+            "bfloat16": replace(loaded, model=copy.deepcopy(loaded.model).to(torch.bfloat16), dtype=torch.bfloat16),
+            "int8 dynamic": replace(loaded, model=int8)}
+
+
+def _agreement(reference: np.ndarray, other: np.ndarray, lm_head: torch.Tensor) -> dict:
+    cos = (reference * other).sum(1) / np.linalg.norm(reference, axis=1) / np.linalg.norm(other, axis=1)
+    head = lm_head.numpy()
+    ref_top = np.argsort(-(reference @ head.T), axis=1)[:, :TOP]
+    top = np.argsort(-(other @ head.T), axis=1)[:, :TOP]
+    overlap = np.mean([len(set(a) & set(b)) / TOP for a, b in zip(ref_top, top)])
+    return {"cosine_min": round(float(cos.min()), 5), "cosine_mean": round(float(cos.mean()), 5),
+            f"top{TOP}_aligned_overlap": round(float(overlap), 3)}
+
+
+def encode_paths(preset: Preset, loaded: LoadedModel, texts: list[str]) -> dict:
+    """docs/s of each path (best of ROUNDS alternating rounds) and its agreement with float32."""
+    threads = torch.get_num_threads()
+    paths = {name: Embedder(preset, model) for name, model in _paths(loaded).items()}
+    jobs = [(name, embedder, threads) for name, embedder in paths.items()] + [("float32, 1 thread", paths["float32"], 1)]
+    best: dict[str, float] = {}
+    embeddings: dict[str, np.ndarray] = {}
+    for name, embedder, n in jobs:
+        embedder.encode(texts[:2])  # warm-up: oneDNN primitives, quantised kernels
+    for _ in range(ROUNDS):
+        for name, embedder, n in jobs:
+            torch.set_num_threads(n)
+            start = time.perf_counter()
+            embeddings[name] = embedder.encode(texts).embeddings
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+    torch.set_num_threads(threads)
+    reference = embeddings["float32"]
+    return {"documents": len(texts), "threads": threads, "cpu_has_native_bf16": cpu_has_native_bf16(),
+            "paths": {name: {"docs_per_second": round(len(texts) / best[name], 2),
+                             "speed_vs_float32": round(best["float32"] / best[name], 2),
+                             **_agreement(reference, embeddings[name], loaded.lm_head)}
+                      for name, _, _ in jobs}}
+
+
+def train_step_paths(preset: Preset, loaded: LoadedModel, dataset_name: str, batch_size: int = 8) -> dict:
+    """Seconds per training step (InfoNCE, forward + backward + AdamW) in float32 and in bfloat16 autocast."""
+    from pipeline.settings import DataSettings
+    from pipeline.train import TrainSettings, Trainer, batch_at, split_dev, training_pairs
+
+    train_split = DataSettings(dataset_name, "train").load()
+    settings = TrainSettings(base=preset.name, pooling=preset.pooling, data=("supervised", "corpus"), batch_size=batch_size)
+    pairs = training_pairs(train_split, settings.data, split_dev(train_split, settings.dev_queries, settings.seed)[0])
+    seconds: dict[str, float] = {}
+    for name, autocast in (("float32", False), ("bfloat16 autocast", True)):
+        trainer = Trainer(preset, replace(loaded, model=copy.deepcopy(loaded.model)), settings)
+        for step in range(1 + ROUNDS):  # step 0 warms up
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                trainer.step(batch_at(step, pairs, batch_size, settings.seed), step)
+            if step:
+                seconds[name] = min(seconds.get(name, float("inf")), time.perf_counter() - start)
+        del trainer
+    return {"batch": batch_size, "seconds_per_step": {k: round(v, 2) for k, v in seconds.items()},
+            "speed_vs_float32": {k: round(seconds["float32"] / v, 2) for k, v in seconds.items()}}
+
+
+def report_lines(result: dict) -> list[str]:
+    encode = result["encode"]
+    lines = ["## CPU paths (the same documents, ratios to float32 in the same process)", "",
+             f"{encode['documents']} documents, {encode['threads']} threads, CPU bf16 in hardware: "
+             f"{encode['cpu_has_native_bf16']}", "",
+             f"| path | docs/s | speed vs float32 | cosine to float32 (min / mean) | top-{TOP} aligned overlap |",
+             "|---|---|---|---|---|"]
+    for name, p in encode["paths"].items():
+        lines.append(f"| {name} | {p['docs_per_second']} | {p['speed_vs_float32']}x | {p['cosine_min']} / "
+                     f"{p['cosine_mean']} | {p[f'top{TOP}_aligned_overlap']} |")
+    step = result.get("train_step")
+    if step:
+        lines += ["", f"Training step (batch {step['batch']}): " + ", ".join(
+            f"{k} {v} s ({step['speed_vs_float32'][k]}x)" for k, v in step["seconds_per_step"].items())]
+    return lines + [""]

@@ -1,0 +1,121 @@
+"""The aligned-token loss of `make train objective=joint`: the index's document weights, as a torch function.
+
+Documents get the weights pipeline/project.py would index, computed from the embedding with gradients: for each
+of the document's own terms (normalised, as `normalize=on` indexes them) its aligned logit is the frozen LM head
+applied to the embedding, max over the token ids that normalise to the term (`vocab.merge`), and
+  hybrid   (the default variant)  w(t) = tf_bm25(t) x (1 + a(t)), a = the logit min-max scaled within the document
+  aligned  (top-K own terms, log) w(t) = log(1 + l(t) - min l + 1), min over the document's candidate token ids
+Queries are scored as `query=tokens` scores them: the query's own terms, count x idf (BM25 idf, df over the
+corpus), no LLM. The score of query i and document j is the dot product of the two sparse vectors, and InfoNCE
+over the batch (the same in-batch negatives as the dense loss) trains the embedding so that the index ranks the
+positive first. FLOPS (SPLADE's regulariser, the squared batch-mean weight per term) is there but off by default:
+both targets post every own term, so a document's postings are its own terms by construction, whatever training does.
+Not modelled: the corpus PC1 step of `pc1=remove` (the eval shows pc1=off runs beside it) and quantisation.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from encoders.documents import BM25_B, BM25_K1, term_candidates, term_index
+from encoders.vocab import Vocabulary
+
+TARGETS = ("hybrid", "aligned")
+
+
+@dataclass
+class DocTerms:
+    """One document's own terms, their BM25 tf, and the candidate token ids with the term each maps to."""
+
+    terms: list[str]
+    tf: torch.Tensor  # [n_terms] BM25-saturated term frequency
+    candidates: torch.Tensor  # [n_candidates] token ids whose term occurs in the document
+    term_of: torch.Tensor  # [n_candidates] index into `terms`
+
+
+class SparseTarget:
+    """Corpus statistics (df, average length) and the differentiable document / query sparse vectors."""
+
+    def __init__(self, tokenizer, corpus_token_ids: list[list[int]], target: str = "hybrid") -> None:
+        if target not in TARGETS:
+            raise ValueError(f"sparse target {target!r}: choose {', '.join(TARGETS)}")
+        self.target = target
+        self.vocab = Vocabulary(tokenizer, normalize=True)
+        self.term_ids = term_index(self.vocab)
+        counts = [self.vocab.own_term_counts(ids) for ids in corpus_token_ids]
+        self.documents = len(counts)
+        self.df: Counter = Counter(t for c in counts for t in c)
+        self.avg_len = float(np.mean([sum(c.values()) for c in counts])) if counts else 1.0
+        self._docs: dict[tuple[int, ...], DocTerms] = {}
+
+    def idf(self, term: str) -> float:
+        df = self.df.get(term, 0)
+        return math.log(1 + (self.documents - df + 0.5) / (df + 0.5))
+
+    def query_vector(self, token_ids: list[int]) -> dict[str, float]:
+        """`query=tokens` with idf weights: count x idf of the query's own terms that occur in the corpus."""
+        return {t: c * self.idf(t) for t, c in self.vocab.own_term_counts(token_ids).items() if t in self.df}
+
+    def doc_terms(self, token_ids: list[int]) -> DocTerms:
+        key = tuple(token_ids)
+        if key not in self._docs:
+            counts = self.vocab.own_term_counts(token_ids)
+            terms = list(counts)
+            length = sum(counts.values())
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * length / max(self.avg_len, 1e-9))
+            tf = torch.tensor([counts[t] * (BM25_K1 + 1) / (counts[t] + norm) for t in terms], dtype=torch.float32)
+            candidates = term_candidates(self.vocab, np.asarray(token_ids, dtype=np.int64), self.term_ids)
+            position = {t: i for i, t in enumerate(terms)}
+            term_of = torch.tensor([position[self.vocab.terms[int(c)]] for c in candidates], dtype=torch.long)
+            self._docs[key] = DocTerms(terms, tf, torch.from_numpy(candidates.astype(np.int64)), term_of)
+        return self._docs[key]
+
+    def doc_weights(self, embeddings: torch.Tensor, lm_head: torch.Tensor, docs: list[DocTerms]) -> list[torch.Tensor]:
+        """Each document's weight per own term, differentiable in its embedding (the head itself stays frozen)."""
+        out = []
+        for embedding, doc in zip(embeddings, docs):
+            if not doc.terms:
+                out.append(embedding.new_zeros(0))
+                continue
+            logits = lm_head[doc.candidates.to(lm_head.device)].float() @ embedding.float()
+            term_logit = logits.new_full((len(doc.terms),), float("-inf")).scatter_reduce(
+                0, doc.term_of.to(logits.device), logits, reduce="amax")
+            if self.target == "hybrid":
+                low, high = term_logit.min(), term_logit.max()
+                scaled = (term_logit - low) / (high - low).clamp_min(1e-9)
+                out.append(doc.tf.to(logits.device) * (1 + scaled))
+            else:
+                out.append(torch.log1p(term_logit - logits.min() + 1))
+        return out
+
+    def scores(self, queries: list[dict[str, float]], docs: list[DocTerms], weights: list[torch.Tensor]) -> torch.Tensor:
+        """[queries, docs] dot products of the sparse vectors, over the batch's own term space."""
+        space = {t: i for i, t in enumerate(dict.fromkeys(t for doc in docs for t in doc.terms))}
+        device = weights[0].device if weights else torch.device("cpu")
+        query_matrix = torch.zeros((len(queries), len(space)), device=device)
+        for row, query in enumerate(queries):
+            for term, value in query.items():
+                if term in space:
+                    query_matrix[row, space[term]] = value
+        doc_rows = []
+        for doc, weight in zip(docs, weights):
+            row = weight.new_zeros(len(space))
+            if doc.terms:
+                row = row.index_put((torch.tensor([space[t] for t in doc.terms], device=device),), weight)
+            doc_rows.append(row)
+        return query_matrix @ torch.stack(doc_rows).T
+
+    @staticmethod
+    def flops(docs: list[DocTerms], weights: list[torch.Tensor]) -> torch.Tensor:
+        """SPLADE's FLOPS regulariser over the batch: sum over terms of (mean weight over the batch documents)^2."""
+        total: dict[str, torch.Tensor] = {}
+        for doc, weight in zip(docs, weights):
+            for term, value in zip(doc.terms, weight):
+                total[term] = total.get(term, 0) + value
+        if not total:
+            return torch.zeros(())
+        return (torch.stack(list(total.values())) / len(docs)).pow(2).sum()
