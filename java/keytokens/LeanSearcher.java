@@ -3,7 +3,9 @@ package keytokens;
 import java.io.Closeable;
 import java.io.IOException;
 import java.lang.reflect.Method;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Paths;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
@@ -22,11 +24,9 @@ import org.apache.lucene.search.CollectionStatistics;
 import org.apache.lucene.search.IndexSearcher;
 import org.apache.lucene.search.Query;
 import org.apache.lucene.search.ScoreDoc;
-import org.apache.lucene.search.Sort;
-import org.apache.lucene.search.SortField;
 import org.apache.lucene.search.TermQuery;
 import org.apache.lucene.search.TermStatistics;
-import org.apache.lucene.search.TopDocs;
+import org.apache.lucene.search.TopScoreDocCollector;
 import org.apache.lucene.search.similarities.BM25Similarity;
 import org.apache.lucene.search.similarities.Similarity;
 import org.apache.lucene.store.FSDirectory;
@@ -36,12 +36,13 @@ import org.apache.lucene.store.FSDirectory;
  *
  * It builds the query Anserini's BagOfWordsQueryGenerator builds (a BooleanQuery of boosted TermQuery clauses on
  * "contents"), scores it with the similarity SimpleImpactSearcher (score = boost x stored impact) or SimpleSearcher
- * (BM25) use, sorts as they do (score, then the "id" doc value) and applies ScoreTiesAdjusterReranker's rounding, so
- * hits and scores are Anserini's. What it leaves out is the cost around them: no stored document is loaded per hit
- * and no object per hit crosses to Python; external ids come from a table read once.
+ * (BM25) use, orders hits as they do (score, then the "id" doc value) and applies ScoreTiesAdjusterReranker's
+ * rounding, so hits and scores are Anserini's. What it leaves out is the cost around them: no stored document is
+ * loaded per hit and no object per hit crosses to Python; external ids come from a table read once. And it collects
+ * by score alone with a total-hits threshold, so Lucene may skip documents that cannot enter the top (block-max
+ * WAND / MaxScore), which a sort on (score, id) forbids; the id order of ties is restored afterwards (topByScoreThenId).
  */
 public final class LeanSearcher implements Closeable {
-  private static final Sort TIES_BY_ID = new Sort(SortField.FIELD_SCORE, new SortField("id", SortField.Type.STRING_VAL));
 
   /** One query's hits: Lucene docids, scores, and the nanoseconds spent in Java. */
   public static final class Hits {
@@ -80,8 +81,9 @@ public final class LeanSearcher implements Closeable {
   private Object generator;
   private Object analyzer;
   private Method buildQuery;
-  /** External document ids by Lucene docid, read once. */
+  /** External document ids by Lucene docid, read once; their UTF-8 bytes order ties as Lucene's STRING_VAL sort does. */
   public final String[] ids;
+  private final byte[][] idBytes;
 
   public LeanSearcher(String indexDir, String similarity, float k1, float b) throws IOException {
     reader = DirectoryReader.open(FSDirectory.open(Paths.get(indexDir)));
@@ -98,9 +100,11 @@ public final class LeanSearcher implements Closeable {
       }
     }
     ids = new String[reader.maxDoc()];
+    idBytes = new byte[ids.length][];
     StoredFields stored = reader.storedFields();
     for (int doc = 0; doc < ids.length; doc++) {
       ids[doc] = stored.document(doc).get("id");
+      idBytes[doc] = ids[doc] == null ? new byte[0] : ids[doc].getBytes(StandardCharsets.UTF_8);
     }
   }
 
@@ -128,9 +132,30 @@ public final class LeanSearcher implements Closeable {
     }
   }
 
+  /**
+   * The top k by (score desc, id asc), Anserini's order, collected by score alone (Lucene breaks ties by docid) with
+   * a total-hits threshold of n, so whole blocks that cannot reach the top are skipped. Only the docs tied with the
+   * k-th score can differ between the two orders, so it asks for more hits until the last one scores below the k-th
+   * (or the query has no more matches): then every doc tied with the k-th is in hand, and sorting by (score, id)
+   * and cutting at k gives exactly the sorted search's hits.
+   */
+  private ScoreDoc[] topByScoreThenId(Query query, int k) throws IOException {
+    int n = k + 1;
+    while (true) {
+      TopScoreDocCollector collector = TopScoreDocCollector.create(n, n);
+      searcher.search(query, collector);
+      ScoreDoc[] hits = collector.topDocs().scoreDocs;
+      if (hits.length < n || hits[n - 1].score < hits[k - 1].score) {
+        Arrays.sort(hits, (a, b) -> a.score != b.score ? Float.compare(b.score, a.score)
+            : Arrays.compareUnsigned(idBytes[a.doc], idBytes[b.doc]));
+        return hits.length > k ? Arrays.copyOf(hits, k) : hits;
+      }
+      n = (int) Math.min((long) n * 2, Integer.MAX_VALUE - 8);
+    }
+  }
+
   private Hits top(Query query, int k, long start) throws IOException {
-    TopDocs top = searcher.search(query, k, TIES_BY_ID, true);
-    ScoreDoc[] hits = top.scoreDocs;
+    ScoreDoc[] hits = k > 0 ? topByScoreThenId(query, k) : new ScoreDoc[0];
     int[] docs = new int[hits.length];
     float[] scores = new float[hits.length];
     int dup = 0;
