@@ -7,7 +7,7 @@ Machines are noisy, so every figure that matters is a ratio between systems time
                each call; batch throughput with all threads
   cpu paths    the forward in float32 (2 and 1 threads), bfloat16 and int8 dynamic quantisation: docs/s as a ratio
                to float32, cosine and top-64 aligned-token overlap with float32; a training step in float32 vs bf16
-               autocast (pipeline/cpu_paths.py). `--cpu-paths` runs this section alone (no index needed)
+               autocast (pipeline/cpu_paths.py). `--only cpu-paths` runs this section alone (no index needed)
   doc path     docs/s of the LLM forward alone vs forward + LM head + top-K + quantize + JSON line, and a
                torch.profiler table of the operators the forward spends its time in
   footprint    Lucene index bytes per variant (ours, SPLADE, BM25), FAISS float32 bytes, collection bytes,
@@ -242,6 +242,8 @@ def report(results: dict) -> str:
         for part, s in parts.items():
             lines.append(f"| {system} | {part} | {s['p50_ms']} | {s['p95_ms']} | {s['mean_ms']} |")
     lines += ["", f"Ratios: {results['query_path']['ratios']}", f"Batch: {results['query_path']['batch all threads']}", ""]
+    if "doc_path" not in results:  # --only query
+        return "\n".join(lines) + "\n"
     doc = results["doc_path"]
     lines += ["## Document path", "", f"- {doc['documents']} documents: forward alone {doc['forward_docs_per_s']} docs/s, "
               f"forward + LM head + top-K + quantize + JSON {doc['forward_plus_projection_docs_per_s']} docs/s; the "
@@ -271,17 +273,22 @@ def report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cpu_paths(dataset, data: DataSettings, model: ModelSettings, loaded, n: int = 32) -> dict:
+def cpu_paths(dataset, data: DataSettings, model: ModelSettings) -> dict:
+    """The CPU paths section, always against the float32 model (whatever dtype the bench's runs use); on a --limit
+    slice a taste of it (8 documents, a training batch of 2), on a full dataset 32 documents and a batch of 8."""
     from pipeline.cpu_paths import encode_paths, train_step_paths
 
+    loaded = load_model(model.preset, "cpu", "float32")
+    n, batch = (8, 2) if data.limit else (32, 8)
     texts = [d.contents for d in list(dataset.corpus.values())[:n]]
-    return {"encode": encode_paths(model.preset, loaded, texts), "train_step": train_step_paths(model.preset, loaded, data.name)}
+    return {"encode": encode_paths(model.preset, loaded, texts),
+            "train_step": train_step_paths(model.preset, loaded, data.name, batch)}
 
 
 def _cpu_paths_only(data: DataSettings, model: ModelSettings) -> int:
     from pipeline.cpu_paths import report_lines
 
-    result = cpu_paths(data.load(), data, model, load_model(model.preset, model.device, "float32"))
+    result = cpu_paths(data.load(), data, model)
     out = layout.bench_dir()
     write_json(out / f"{data.key}.cpu-paths.json", result)
     text = "\n".join(report_lines(result))
@@ -292,10 +299,12 @@ def _cpu_paths_only(data: DataSettings, model: ModelSettings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.stage_parser("pipeline.bench", __doc__, cli.dataset_options, cli.model_options)
-    parser.add_argument("--cpu-paths", action="store_true", help="only the CPU forward/training paths section")
+    parser.add_argument("--only", choices=("all", "query", "cpu-paths"), default="all",
+                        help="query: the query path alone (minutes); cpu-paths: the CPU forward/training paths alone "
+                             "(no index needed); all (default): every section")
     args = parser.parse_args(argv)
     data, model = cli.data_settings(args), cli.model_settings(args)
-    if args.cpu_paths:
+    if args.only == "cpu-paths":
         return _cpu_paths_only(data, model)
     folder = Variant.build(model.preset).dir(data, model)
     if not (folder / "lucene").exists():
@@ -306,17 +315,19 @@ def main(argv: list[str] | None = None) -> int:
     results = {"dataset": data.key, "model": model.name, "variant": folder.name,
                "queries": len(dataset.queries), "documents": len(dataset.corpus)}
     results["query_path"] = query_path(dataset, data, model, folder, info, loaded)
-    results["doc_path"] = doc_path(dataset, model.preset, loaded, info)
-    results["cpu_paths"] = cpu_paths(dataset, data, model, loaded)
-    results["footprint"] = footprint(data, model)
-    tokens = token_encoder(folder, info, "idf")
-    results["scaling"] = indexing_and_scaling(data, model, folder, {q: tokens.encode(t) for q, t in dataset.queries.items()},
-                                              len(dataset.corpus))
+    if args.only == "all":
+        results["doc_path"] = doc_path(dataset, model.preset, loaded, info)
+        results["cpu_paths"] = cpu_paths(dataset, data, model)
+        results["footprint"] = footprint(data, model)
+        tokens = token_encoder(folder, info, "idf")
+        results["scaling"] = indexing_and_scaling(data, model, folder, {q: tokens.encode(t) for q, t in dataset.queries.items()},
+                                                  len(dataset.corpus))
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     out = layout.bench_dir()
-    write_json(out / f"{data.key}.json", results)
+    stem = data.key if args.only == "all" else f"{data.key}.{args.only}"
+    write_json(out / f"{stem}.json", results)
     text = report(results)
-    write_text(out / f"{data.key}.md", text)
+    write_text(out / f"{stem}.md", text)
     print(text)
     return 0
 

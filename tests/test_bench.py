@@ -29,6 +29,12 @@ def test_bench_report_is_well_formed(evaluated, isolated_outputs):
     assert data["scaling"]["scaling"][0]["index_bytes"] < data["scaling"]["scaling"][2]["index_bytes"]
     assert data["doc_path"]["profile"] and {"op", "share", "calls"} <= set(data["doc_path"]["profile"][0])
     assert data["footprint"]["faiss flat float32"]["bytes"] == 50 * 576 * 4
+    paths = data["cpu_paths"]["encode"]["paths"]
+    assert set(paths) == {"float32", "bfloat16", "int8 dynamic", "float32, 1 thread"}
+    assert paths["float32"]["speed_vs_float32"] == 1.0 and paths["float32"]["cosine_min"] >= 0.9999
+    assert all(p["docs_per_second"] > 0 and -1 <= p["cosine_min"] <= 1 for p in paths.values())
+    assert set(data["cpu_paths"]["train_step"]["seconds_per_step"]) == {"float32", "bfloat16 autocast"}
     assert "smollm2/hybrid-bm25tf-norm-pc1remove" in data["footprint"] and data["peak_rss_mb"] > 0
     text = (isolated_outputs / "runs" / "bench" / f"scifact-limit{SLICE}.md").read_text()
     assert text.startswith("# Bench:") and "## Query path" in text and "## Scaling" in text and "1M documents" in text
+    assert "## CPU paths" in text and "| int8 dynamic |" in text
