@@ -95,7 +95,7 @@ analyze: setup
 	$(PY) -m pipeline.analyze $(DATA_ARGS) $(MODEL_ARGS) $(if $(n),--n $(n)) $(if $(versus),--versus $(versus))
 
 scale: setup
-	$(PY) -m pipeline.scale $(DATA_ARGS) $(MODEL_ARGS) $(if $(sizes),--sizes $(sizes))
+	$(PY) -m pipeline.scale $(DATA_ARGS) $(MODEL_ARGS) $(if $(sizes),--sizes $(sizes)) $(if $(engines),--engines $(engines))
 
 bench: setup
 	$(PY) -m pipeline.bench $(DATA_ARGS) $(MODEL_ARGS) $(if $(only),--only $(only))

@@ -103,12 +103,12 @@ def synthetic_queries(count: int, vocabulary: int, profile: dict, seed: int = 1)
     return queries
 
 
-def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int) -> dict:
-    """One size: both engines built from the same synthetic collection and searched with the same queries."""
+def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int, engines: tuple[str, ...] = ENGINES) -> dict:
+    """One size: the engines built from the same synthetic collection and searched with the same queries. The lean
+    Lucene path always runs: it is the exact reference the others are checked against."""
     from pipeline.bench import latency_stats, timed
     from pipeline.index import build_lucene
-    from pipeline.qdrant import build_edge_shard, build_points
-    from pipeline.retrieval import ImpactIndex, QdrantIndex
+    from pipeline.retrieval import ImpactIndex
 
     work = Path(tempfile.mkdtemp(prefix=f"kt-scale-{n}-"))
     try:
@@ -116,37 +116,50 @@ def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int) -> d
         vocabulary = synthesize(work / "collection", n, profile, weights)
         generated = time.time() - started
         lucene = build_lucene(work / "collection", work / "lucene", impact=True, threads=2)
-        started = time.time()
-        doc_ids, terms, vectors = build_points(work / "collection")
-        (work / "qdrant").mkdir()
-        (work / "qdrant" / "terms.json").write_text(json.dumps(terms))
-        (work / "qdrant" / "docids.json").write_text(json.dumps(doc_ids))
-        del doc_ids, terms
-        qdrant = build_edge_shard(work / "qdrant" / "shard", vectors)
-        qdrant["seconds_with_reading"] = round(time.time() - started, 1)
-        del vectors
         queries = synthetic_queries(queries_count, vocabulary, profile)
-        lucene_index, qdrant_index = ImpactIndex(work / "lucene"), QdrantIndex(work / "qdrant")
+        lucene_index = ImpactIndex(work / "lucene")
         lucene_hits, lucene_seconds = timed(lambda q: lucene_index.search_one(q, DEPTH), queries)
-        qdrant_hits, qdrant_seconds = timed(lambda q: qdrant_index.search_one(q, DEPTH), queries)
-        anserini_hits, anserini_seconds = timed(anserini_search(work / "lucene"), queries)
-        lucene_time, qdrant_time = latency_stats(lucene_seconds), latency_stats(qdrant_seconds)
-        assert anserini_hits == lucene_hits, "the lean path must give SimpleImpactSearcher's hits"
-        agreement = recall(lucene_hits, qdrant_hits, 10)
-        seismic_stats, seismic = seismic_engine(work / "collection", work)
-        seismic_hits, seismic_seconds = timed(seismic, queries)
         lucene_index.close()
-        qdrant_index.close()
-        return {"documents": n, "vocabulary": vocabulary, "generate_seconds": round(generated, 1),
-                "lucene": {"build_seconds": lucene["seconds"], "bytes": lucene["bytes"], **lucene_time},
-                "anserini": {"build_seconds": lucene["seconds"], "bytes": lucene["bytes"], **latency_stats(anserini_seconds)},
-                "qdrant": {"build_seconds": qdrant["seconds"], "bytes": qdrant["bytes"], **qdrant_time},
-                "seismic": {**seismic_stats, **latency_stats(seismic_seconds),
-                            "recall@10": round(recall(lucene_hits, seismic_hits, 10), 4),
-                            "recall@1000": round(recall(lucene_hits, seismic_hits, DEPTH), 4)},
-                "top10_agreement": round(float(agreement), 4)}
+        row = {"documents": n, "vocabulary": vocabulary, "generate_seconds": round(generated, 1),
+               "lucene": {"build_seconds": lucene["seconds"], "bytes": lucene["bytes"], **latency_stats(lucene_seconds)}}
+        if "anserini" in engines:
+            anserini_hits, anserini_seconds = timed(anserini_search(work / "lucene"), queries)
+            assert anserini_hits == lucene_hits, "the lean path must give SimpleImpactSearcher's hits"
+            row["anserini"] = {"build_seconds": lucene["seconds"], "bytes": lucene["bytes"], **latency_stats(anserini_seconds)}
+        if "qdrant" in engines:
+            qdrant_stats, qdrant_hits, qdrant_seconds = qdrant_engine(work, queries)
+            row["qdrant"] = {**qdrant_stats, **latency_stats(qdrant_seconds)}
+            row["top10_agreement"] = round(recall(lucene_hits, qdrant_hits, 10), 4)
+        if "seismic" in engines:
+            seismic_stats, seismic = seismic_engine(work / "collection", work)
+            seismic_hits, seismic_seconds = timed(seismic, queries)
+            row["seismic"] = {**seismic_stats, **latency_stats(seismic_seconds),
+                              "recall@10": round(recall(lucene_hits, seismic_hits, 10), 4),
+                              "recall@1000": round(recall(lucene_hits, seismic_hits, DEPTH), 4)}
+        return row
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def qdrant_engine(work: Path, queries: list[dict[str, int]]):
+    """The same impacts in a Qdrant Edge shard (exact): build stats, hits and per-query seconds."""
+    from pipeline.bench import timed
+    from pipeline.qdrant import build_edge_shard, build_points
+    from pipeline.retrieval import QdrantIndex
+
+    started = time.time()
+    doc_ids, terms, vectors = build_points(work / "collection")
+    (work / "qdrant").mkdir()
+    (work / "qdrant" / "terms.json").write_text(json.dumps(terms))
+    (work / "qdrant" / "docids.json").write_text(json.dumps(doc_ids))
+    del doc_ids, terms
+    built = build_edge_shard(work / "qdrant" / "shard", vectors)
+    del vectors
+    index = QdrantIndex(work / "qdrant")
+    hits, seconds = timed(lambda q: index.search_one(q, DEPTH), queries)
+    index.close()
+    return ({"build_seconds": built["seconds"], "bytes": built["bytes"],
+             "seconds_with_reading": round(time.time() - started, 1)}, hits, seconds)
 
 
 def seismic_engine(collection: Path, work: Path):
@@ -203,7 +216,7 @@ def report(results: dict) -> str:
              "| documents | engine | build s | index MB | search p50 ms | p95 ms | recall@10 / @1000 vs exact |",
              "|---|---|---|---|---|---|---|"]
     for row in results["sizes"]:
-        for engine in ENGINES:
+        for engine in [e for e in ENGINES if e in row]:
             e = row[engine]
             quality = {"qdrant": f"{row['top10_agreement']} (exact)",
                        "seismic": f"{e.get('recall@10')} / {e.get('recall@1000')}"}.get(engine, "exact")
@@ -212,7 +225,7 @@ def report(results: dict) -> str:
     if len(results["sizes"]) >= 2:
         docs = np.array([r["documents"] for r in results["sizes"]], dtype=float)
         lines += ["", "Least-squares lines through the measured points (per 1M documents; residual = largest misfit):", ""]
-        for engine in ENGINES:
+        for engine in [e for e in ENGINES if all(e in r for r in results["sizes"])]:
             for key in ("build_seconds", "p50_ms"):
                 values = np.array([r[engine][key] for r in results["sizes"]], dtype=float)
                 slope, intercept = np.polyfit(docs, values, 1)
@@ -232,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.stage_parser("pipeline.scale", __doc__, cli.dataset_options, cli.model_options)
     parser.add_argument("--sizes", default="100000,300000,1000000", help="synthetic collection sizes, comma-separated")
     parser.add_argument("--queries", type=int, default=200, help="queries per size (default 200)")
+    parser.add_argument("--engines", default=",".join(ENGINES),
+                        help=f"comma-separated, from {', '.join(ENGINES)} (default all; lucene always runs)")
     parser.add_argument("--weights-from", default=None, metavar="COLLECTION",
                         help="a real collection folder for the weight histogram (default: the default variant of the "
                         "dataset slice, which `make index` builds)")
@@ -245,12 +260,18 @@ def main(argv: list[str] | None = None) -> int:
     profile = corpus_profile(DataSettings(data.name, data.split, None, data.data_dir, data.beir_dir), model)
     weights = weight_histogram(weights_from)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        from common.errors import InputError
+
+        raise InputError(f"engines={args.engines}: unknown {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
     results = {"dataset": data.name, "profile": f"{profile['mean_postings']} postings/doc, Zipf s={profile['zipf_exponent']}, "
                f"weights from {weights_from.parent.name}", "sizes": []}
     out = layout.bench_dir()
     for n in sizes:
         print(f"scale: {n:,} documents", flush=True)
-        results["sizes"].append(measure(n, profile, weights, args.queries))
+        results["sizes"].append(measure(n, profile, weights, args.queries, engines))
         write_json(out / "scale.json", manifest("scale", **results, weights=weights.tolist()))
         write_text(out / "scale.md", report(results))
     print(report(results))
