@@ -100,10 +100,10 @@ def run_demo(data: DataSettings, backbone: ModelSettings, dtype: str, also: tupl
     stages["train"] = round(time.time() - started, 1)
     model = ModelSettings(trained.name, device=backbone.device, dtype=demo_dtype(dtype))
     dataset = data.load()
-    for label, settings_of in (("encode " + model.name, model), ("encode " + SPLADE_MODEL, model.other(SPLADE_MODEL))):
+    for settings_of in (model, model.other(SPLADE_MODEL)):
         mark = time.time()
         encode_corpus(dataset, data, settings_of)
-        stages[label] = round(time.time() - mark, 1)
+        stages[f"encode {settings_of.name}"] = round(time.time() - mark, 1)
     mark = time.time()
     results, _ = evaluate(data, model, {}, ALIGNED_M, SearchSettings(), also=also)
     stages["eval (indexes, runs, metrics)"] = round(time.time() - mark, 1)

@@ -40,7 +40,7 @@ def test_every_experiment_and_the_key_figure_are_reported(evaluated):
     text = (folder / "leaderboard.md").read_text()
     key = "smollm2.hybrid-bm25tf-norm-pc1remove.tokens-idf"
     assert metrics["key_run"] == key and metrics["faithful_run"].endswith(".aligned32-count")
-    assert text.splitlines()[2].startswith("**smollm2: its sparse index, searched with no LLM at query time, keeps ")
+    assert text.splitlines()[2].startswith("**smollm2: its sparse index, searched with no LLM at query time, reaches ")
     assert text.splitlines()[4].startswith(f"That run ({key}) scores ") and "against BM25" in text.splitlines()[4]
     assert "against the LLM-free control on the same tokens" in text.splitlines()[4]
     assert text.splitlines()[6].startswith("The paper's own recipe")

@@ -55,8 +55,8 @@ def test_evaluate_and_leaderboard_on_known_runs(tmp_path):
     assert results["ratios"] == {"m.sparse/m.dense": round(1 / round(DENSE_NDCG, 4), 3)}  # 1.29
     text = leaderboard(results)
     assert text.splitlines()[0] == "# Leaderboard: toy (test, 2 queries, 3 documents)"
-    assert text.splitlines()[2] == ("**m: its sparse index, searched with no LLM at query time, keeps 1.29 of its own "
-                                    "dense nDCG@10 (1.0000 vs 0.7753); the paper reports 0.80 on average.**")
+    assert text.splitlines()[2] == ("**m: its sparse index, searched with no LLM at query time, reaches 1.29 times "
+                                    "its own dense nDCG@10 (1.0000 vs 0.7753); the paper reports 0.80 on average.**")
     assert ("That run (m.sparse) scores +0.2247 against BM25 (0.7753), not a significant difference (paired t-test "
             "over 2 queries, p=") in text
     assert "| m.sparse | sparse (ours) | 1.0000 | 1.0000 | 1.0000 | 1.0000 |" in text
