@@ -107,7 +107,8 @@ explain: setup
 train: setup
 	$(PY) -m pipeline.train --dataset $(dataset) $(MODEL_ARGS) $(if $(data_dir),--data-dir $(data_dir)) \
 		$(if $(steps),--steps $(steps)) $(if $(data),--data $(data)) $(if $(batch),--batch $(batch)) $(if $(name),--name $(name)) \
-		$(if $(objective),--objective $(objective)) $(if $(sparse_weight),--sparse-weight $(sparse_weight))
+		$(if $(objective),--objective $(objective)) $(if $(sparse_weight),--sparse-weight $(sparse_weight)) \
+		$(if $(hard_negatives),--hard-negatives $(hard_negatives))
 
 demo: setup
 	$(PY) -m pipeline.demo $(DATA_ARGS) $(if $(device),--device $(device)) $(if $(dtype),--dtype $(dtype)) \

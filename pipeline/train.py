@@ -21,6 +21,7 @@ import copy
 import os
 import shutil
 import time
+import zlib
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -53,6 +54,7 @@ class Pair:
     query: str
     doc: str
     doc_id: str
+    negatives: tuple[tuple[str, str], ...] = ()  # (doc id, text): BM25 hard negatives of the query, when asked for
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class TrainSettings:
     sparse_temperature: float = 1.0
     sparse_target: str = "hybrid"
     flops_weight: float = 0.0
+    hard_negatives: int = 0  # per supervised pair: documents BM25 ranks high for its query that are not relevant
 
     @classmethod
     def for_model(cls, model: ModelSettings, **overrides) -> "TrainSettings":
@@ -101,11 +104,15 @@ def split_dev(train: Dataset, n_dev: int, seed: int) -> tuple[list[str], list[st
     return [q for q in ids if q not in held], sorted(held)
 
 
-def training_pairs(train: Dataset, sources: tuple[str, ...], query_ids: list[str]) -> dict[str, list[Pair]]:
-    """Positive pairs per source: supervised (train claims -> cited docs) and/or corpus (title -> abstract)."""
+def training_pairs(train: Dataset, sources: tuple[str, ...], query_ids: list[str],
+                   negatives: dict[str, list[str]] | None = None) -> dict[str, list[Pair]]:
+    """Positive pairs per source: supervised (train claims -> cited docs, with their query's hard negatives when
+    `negatives` names them) and/or corpus (title -> abstract)."""
     pairs: dict[str, list[Pair]] = {}
+    negatives = negatives or {}
     if "supervised" in sources:
-        pairs["supervised"] = [Pair(train.queries[q], train.corpus[d].contents, d)
+        pairs["supervised"] = [Pair(train.queries[q], train.corpus[d].contents, d,
+                                    tuple((n, train.corpus[n].contents) for n in negatives.get(q, ())))
                                for q in query_ids for d, rel in sorted(train.qrels[q].items()) if rel > 0]
     if "corpus" in sources:
         pairs["corpus"] = [Pair(doc.title, doc.text, doc_id) for doc_id, doc in train.corpus.items()
@@ -115,6 +122,27 @@ def training_pairs(train: Dataset, sources: tuple[str, ...], query_ids: list[str
             raise InputError(f"data={source}: dataset {train.name} gives no training pairs of that kind; choose "
                              f"another --data source ({', '.join(DATA_SOURCES)})")
     return pairs
+
+
+HARD_NEGATIVE_POOL = 30  # a query's hard negatives are drawn from its top-30 BM25 documents that are not relevant
+
+
+def bm25_negatives(train: Dataset, data: DataSettings, query_ids: list[str], per_query: int, seed: int
+                   ) -> dict[str, list[str]]:
+    """Per query, `per_query` documents drawn (seeded by the query id) from the top of its BM25 ranking on the train
+    split, judged ones excluded: the documents a lexical ranker confuses with the answer (BM25 run: runs/<d>/train/)."""
+    from pipeline.runs import read_trec
+    from pipeline.search import run_bm25
+    from pipeline.settings import SearchSettings
+
+    run = read_trec(run_bm25(train, replace(data, split="train", limit=None), SearchSettings()))
+    out = {}
+    for query in query_ids:
+        ranked = [d for d, _ in sorted(run.get(query, {}).items(), key=lambda x: (-x[1], x[0]))
+                  if train.qrels.get(query, {}).get(d, 0) <= 0][:HARD_NEGATIVE_POOL]
+        rng = np.random.default_rng([seed, zlib.crc32(query.encode())])
+        out[query] = [ranked[i] for i in sorted(rng.choice(len(ranked), size=min(per_query, len(ranked)), replace=False))]
+    return out
 
 
 @lru_cache(maxsize=64)
@@ -135,15 +163,21 @@ def batch_at(step: int, pairs: dict[str, list[Pair]], batch_size: int, seed: int
     return batch
 
 
-def info_nce(queries: torch.Tensor, docs: torch.Tensor, doc_ids: list[str], temperature: float) -> torch.Tensor:
-    """InfoNCE of query i against doc i, the other docs of the batch as negatives (same-document copies masked)."""
-    return in_batch_cross_entropy(F.normalize(queries, dim=-1) @ F.normalize(docs, dim=-1).T / temperature, doc_ids)
+def info_nce(queries: torch.Tensor, docs: torch.Tensor, doc_ids: list[str], temperature: float,
+             column_ids: list[str] | None = None) -> torch.Tensor:
+    """InfoNCE of query i against doc i, the other docs of the batch (and any hard negatives after them) as negatives."""
+    return in_batch_cross_entropy(F.normalize(queries, dim=-1) @ F.normalize(docs, dim=-1).T / temperature, doc_ids,
+                                  column_ids)
 
 
-def in_batch_cross_entropy(logits: torch.Tensor, doc_ids: list[str]) -> torch.Tensor:
-    """Cross-entropy of row i towards column i; other copies of row i's document are masked, not negatives."""
-    same = torch.tensor([[a == b for b in doc_ids] for a in doc_ids], device=logits.device)
-    logits = logits.masked_fill(same & ~torch.eye(len(doc_ids), dtype=torch.bool, device=logits.device), float("-inf"))
+def in_batch_cross_entropy(logits: torch.Tensor, doc_ids: list[str], column_ids: list[str] | None = None) -> torch.Tensor:
+    """Cross-entropy of row i towards column i (row i's positive, doc_ids[i]); the columns are the batch's positives
+    then any hard negatives (`column_ids`); other copies of row i's positive are masked, not negatives."""
+    columns = column_ids or doc_ids
+    same = torch.tensor([[a == b for b in columns] for a in doc_ids], device=logits.device)
+    diagonal = torch.zeros_like(same)
+    diagonal[:, :len(doc_ids)] = torch.eye(len(doc_ids), dtype=torch.bool, device=logits.device)
+    logits = logits.masked_fill(same & ~diagonal, float("-inf"))
     return F.cross_entropy(logits, torch.arange(len(doc_ids), device=logits.device))
 
 
@@ -195,12 +229,12 @@ class Trainer:
         return self.embedder.pool(list(ids), list(starts)), list(own)
 
     def _sparse_loss(self, query_own: list[list[int]], docs: torch.Tensor, doc_own: list[list[int]],
-                     doc_ids: list[str]) -> torch.Tensor:
+                     doc_ids: list[str], column_ids: list[str]) -> torch.Tensor:
         """The aligned-token InfoNCE (pipeline/joint.py), plus FLOPS when its weight is set."""
         terms = [self.sparse.doc_terms(own) for own in doc_own]
         weights = self.sparse.doc_weights(docs, self.embedder.loaded.lm_head, terms)
         scores = self.sparse.scores([self.sparse.query_vector(own) for own in query_own], terms, weights)
-        loss = in_batch_cross_entropy(scores / self.settings.sparse_temperature, doc_ids)
+        loss = in_batch_cross_entropy(scores / self.settings.sparse_temperature, doc_ids, column_ids)
         self.last_parts["sparse"] = float(loss.detach())
         if self.settings.flops_weight:
             flops = self.sparse.flops(terms, weights)
@@ -212,13 +246,15 @@ class Trainer:
         """One optimizer step on one batch; returns the loss before the update."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.settings.lr * min(1.0, (step + 1) / max(1, self.settings.warmup))
+        negatives = [n for p in batch for n in p.negatives]
         queries, query_own = self._embed([p.query for p in batch], True)
-        docs, doc_own = self._embed([p.doc for p in batch], False)
+        docs, doc_own = self._embed([p.doc for p in batch] + [text for _, text in negatives], False)
         doc_ids = [p.doc_id for p in batch]
-        loss = info_nce(queries, docs, doc_ids, self.settings.temperature)
+        column_ids = doc_ids + [doc_id for doc_id, _ in negatives]
+        loss = info_nce(queries, docs, doc_ids, self.settings.temperature, column_ids)
         self.last_parts = {"dense": float(loss.detach())}
         if self.sparse is not None:  # computed even at weight 0: the dense path must not notice it
-            loss = loss + self.settings.sparse_weight * self._sparse_loss(query_own, docs, doc_own, doc_ids)
+            loss = loss + self.settings.sparse_weight * self._sparse_loss(query_own, docs, doc_own, doc_ids, column_ids)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
@@ -269,7 +305,9 @@ def train(data: DataSettings, model: ModelSettings, settings: TrainSettings, run
         torch.set_num_threads(os.cpu_count() or 1)
         train_split = replace(data, split="train", limit=None).load()  # all train queries, never test
         trained_ids, dev_ids = split_dev(train_split, settings.dev_queries, settings.seed)
-        pairs = training_pairs(train_split, settings.data, trained_ids)
+        negatives = (bm25_negatives(train_split, data, trained_ids, settings.hard_negatives, settings.seed)
+                     if settings.hard_negatives and "supervised" in settings.data else None)
+        pairs = training_pairs(train_split, settings.data, trained_ids, negatives)
         loaded = load_model(preset, model.device, model.dtype)
         trainer = Trainer(preset, loaded, settings, [d.contents for d in train_split.corpus.values()])
         checkpoint = folder / "checkpoint.pt"
@@ -364,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--sparse-target", default=defaults.sparse_target, choices=("hybrid", "aligned"),
                        help="joint: which index variant's weights are trained (default hybrid, the default variant)")
     group.add_argument("--flops-weight", type=float, default=defaults.flops_weight, help="joint: FLOPS regulariser weight")
+    group.add_argument("--hard-negatives", type=int, default=defaults.hard_negatives,
+                       help="BM25 hard negatives per supervised pair, drawn from the query's top-30 BM25 documents "
+                            "of the train split that are not relevant (default 0: in-batch negatives only)")
     args = parser.parse_args(argv)
     model = ModelSettings(args.model, args.pooling, device=args.device, dtype=args.dtype)
     settings = TrainSettings(base=model.preset.name, pooling=model.preset.pooling,
@@ -372,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
                              query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
                              grad_checkpointing=args.grad_checkpointing, objective=args.objective,
                              sparse_weight=args.sparse_weight, sparse_temperature=args.sparse_temperature,
-                             sparse_target=args.sparse_target, flops_weight=args.flops_weight)
+                             sparse_target=args.sparse_target, flops_weight=args.flops_weight,
+                             hard_negatives=args.hard_negatives)
     train(cli.data_settings(args), model, settings,
           TrainRun(args.steps, args.name, args.save_every, args.eval_every, args.dev_docs))
     return 0

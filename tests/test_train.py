@@ -50,6 +50,40 @@ def test_info_nce_masks_copies_of_the_positive():
     assert info_nce(q, d, ["a", "a"], 0.05) < info_nce(q, d, ["a", "b"], 0.05)
 
 
+def test_hard_negative_columns_count_unless_they_copy_the_positive():
+    import math
+
+    from pipeline.train import in_batch_cross_entropy
+
+    logits = torch.tensor([[2.0, 0.0, 1.0], [0.0, 2.0, 1.0]])  # columns: the two positives, then one hard negative
+    loss = in_batch_cross_entropy(logits, ["a", "b"], ["a", "b", "c"])
+    expected = -(math.log(math.exp(2) / (math.exp(2) + 1 + math.exp(1))))  # each row: its positive vs two others
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    copy = in_batch_cross_entropy(logits, ["a", "b"], ["a", "b", "a"])  # the "negative" is row 0's own positive
+    assert float(copy) < float(loss)
+
+
+def test_bm25_hard_negatives_are_unjudged_seeded_and_train(train_split):
+    from encoders.models import load_model
+    from encoders.presets import resolve_preset
+    from pipeline.settings import DataSettings
+    from pipeline.train import Trainer, TrainSettings, bm25_negatives
+
+    trained = split_dev(train_split, 60, 13)[0][:12]
+    negatives = bm25_negatives(train_split, DataSettings("scifact", "train"), trained, 2, 13)
+    assert negatives == bm25_negatives(train_split, DataSettings("scifact", "train"), trained, 2, 13)
+    for query, docs in negatives.items():
+        assert len(docs) == 2 and all(train_split.qrels[query].get(d, 0) <= 0 for d in docs)
+    pairs = training_pairs(train_split, ("supervised",), trained, negatives)["supervised"]
+    assert all(len(p.negatives) == 2 and p.doc_id not in dict(p.negatives) for p in pairs)
+    preset = resolve_preset("smollm2")
+    trainer = Trainer(preset, load_model(preset, "cpu"), TrainSettings(
+        base="smollm2", pooling="prompteol", data=("supervised",), lr=1e-4, warmup=1, query_max_length=16,
+        doc_max_length=32, hard_negatives=2))
+    losses = [trainer.step(pairs[:3], step) for step in range(3)]  # 3 positives + 6 hard negatives per row
+    assert losses[-1] < losses[0]
+
+
 def test_loss_falls_on_a_repeated_batch(train_split):
     from encoders.models import load_model
     from encoders.presets import resolve_preset
