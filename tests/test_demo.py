@@ -44,7 +44,8 @@ def test_stale_models_are_resumed_or_moved_aside(isolated_outputs):
     assert json.loads((folder / "manifest.json").read_text())["settings"]["lr"] == 1e-4
 
 
-def test_taste_runs_the_loop_to_the_key_figure(isolated_outputs):
+def test_taste_runs_the_loop_to_the_key_figure(isolated_outputs, tmp_path, monkeypatch):
+    monkeypatch.setenv("KEYTOKENS_RUNS", str(tmp_path / "runs"))  # the session's slice leaderboard stays smollm2's
     summary = run_demo(DataSettings("scifact", "test", 5), BACKBONE, "float32")
     assert summary["model"] == "smollm2-ft-taste" and summary["training"] == "trained (absent)"
     assert set(summary["stage_seconds"]) == {"train", "encode smollm2-ft-taste", "encode splade-tiny",
