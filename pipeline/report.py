@@ -109,13 +109,13 @@ def leaderboard(results: dict) -> str:
     head = [f"# Leaderboard: {results['dataset']} ({results['split']}, {results['queries']} queries, "
             f"{results['documents']} documents)", ""]
     head += [line for line in key_figure(results) for line in (line, "")]
-    table = ["| run | kind | nDCG@10 | R@100 | R@1000 | MRR@10 | p vs dense | LLM forward / query | index size | terms / doc "
-             "| embedder training |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    table = ["| run | kind | nDCG@10 | R@100 | R@1000 | MRR@10 | p vs dense | p vs BM25 | p vs control | LLM forward / query "
+             "| index size | terms / doc | embedder training |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in sorted(results["runs"], key=lambda r: -r["metrics"]["ndcg@10"]):
         m = row["metrics"]
         size, terms = _footprint(row)
         llm = {True: "yes", False: "no"}.get(row.get("llm_forward_per_query"), "mixed" if row["kind"] == "fusion" else "")
-        p = p_text(row.get("p_vs_dense"))
+        p = " | ".join(p_text(row.get(f"p_vs_{other}")) for other in ("dense", "bm25", "best_control"))
         table.append(f"| {row['name']} | {row['kind']} (ours) | {m['ndcg@10']:.4f} | {m['recall@100']:.4f} | "
                      f"{m['recall@1000']:.4f} | {m['mrr@10']:.4f} | {p} | {llm} | {size} | {terms} | {row.get('trained_on', '')} |")
     published = PUBLISHED.get(dataset, [])
