@@ -7,9 +7,9 @@
   eval     project + index every variant, BM25, dense, both query modes, the paper-faithful expansion, the LLM-free
            controls, SPLADE and fusions (pipeline/evaluate.py); the leaderboard opens with the key figure
 
-The forward runs in bfloat16 where the CPU multiplies bf16 in hardware (AVX512-BF16 / AMX) or on CUDA: about 1.8x the
-float32 docs/s here (`make bench only=cpu-paths` measures it: smollm2-ft's embeddings at cosine 0.9975 to float32). Its artifacts are
-named `-bf16` (smollm2-ft-bf16), so they never mix with float32 ones; `--dtype float32` asks for the exact path.
+The forward runs in bfloat16 where the CPU multiplies bf16 in hardware (AVX512-BF16 / AMX) or on CUDA: 1.6-1.8x
+the float32 docs/s here, embeddings at cosine 0.9975 to float32's (`make bench only=cpu-paths`). Its artifacts
+are named `-bf16` (smollm2-ft-bf16), so they never mix with float32 ones; `--dtype float32` asks for the exact path.
 `--limit N` is the few-minute taste: an N-query slice and, when no full model is there, a short taste model.
 Stage times go to runs/<dataset>/demo.json and are printed last.
 """
