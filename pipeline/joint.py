@@ -14,14 +14,14 @@ Not modelled: the corpus PC1 step of `pc1=remove` (the eval shows pc1=off runs b
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from encoders.documents import BM25_B, BM25_K1, term_candidates, term_index
+from encoders.documents import bm25_tf, term_candidates, term_index
+from encoders.queries import TokenQueryEncoder
 from encoders.vocab import Vocabulary
 
 TARGETS = ("hybrid", "aligned")
@@ -50,24 +50,21 @@ class SparseTarget:
         self.documents = len(counts)
         self.df: Counter = Counter(t for c in counts for t in c)
         self.avg_len = float(np.mean([sum(c.values()) for c in counts])) if counts else 1.0
+        self.queries = TokenQueryEncoder(self.vocab, "idf", self.df, self.documents)
         self._docs: dict[tuple[int, ...], DocTerms] = {}
 
-    def idf(self, term: str) -> float:
-        df = self.df.get(term, 0)
-        return math.log(1 + (self.documents - df + 0.5) / (df + 0.5))
-
     def query_vector(self, token_ids: list[int]) -> dict[str, float]:
-        """`query=tokens` with idf weights: count x idf of the query's own terms that occur in the corpus."""
-        return {t: c * self.idf(t) for t, c in self.vocab.own_term_counts(token_ids).items() if t in self.df}
+        """`query=tokens` with idf weights, unrounded: count x idf of the query's own terms found in the corpus."""
+        idf = self.queries.idf
+        return {t: c * idf(t) for t, c in self.vocab.own_term_counts(token_ids).items() if t in self.df}
 
     def doc_terms(self, token_ids: list[int]) -> DocTerms:
         key = tuple(token_ids)
         if key not in self._docs:
             counts = self.vocab.own_term_counts(token_ids)
             terms = list(counts)
-            length = sum(counts.values())
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * length / max(self.avg_len, 1e-9))
-            tf = torch.tensor([counts[t] * (BM25_K1 + 1) / (counts[t] + norm) for t in terms], dtype=torch.float32)
+            saturated = bm25_tf(counts, self.avg_len)
+            tf = torch.tensor([saturated[t] for t in terms], dtype=torch.float32)
             candidates = term_candidates(self.vocab, np.asarray(token_ids, dtype=np.int64), self.term_ids)
             position = {t: i for i, t in enumerate(terms)}
             term_of = torch.tensor([position[self.vocab.terms[int(c)]] for c in candidates], dtype=torch.long)
