@@ -1,6 +1,8 @@
 """Files every stage writes the same way: atomic writes, manifests with versions, output-folder locks, paths.
 
-Atomic: write to `<name>.tmp` and rename, so a killed run never leaves a file that looks complete.
+Atomic: write to `<name>.<host>-<pid>.tmp` and rename, so a killed run never leaves a file that looks complete, and
+writers of the same file at once (Ray parts writing one settings.json) never rename each other's temporary file.
+What a killed process left is swept at the next write of that file; live writers' temporaries are left alone.
 Locks: one writer per output folder (fcntl); a second run on the same folder refuses with a clear line.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ import fcntl
 import json
 import os
 import platform
+import socket
 import sys
 import time
 from contextlib import contextmanager
@@ -32,16 +35,38 @@ def versions() -> dict[str, str]:
     return found
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _sweep_stale_temporaries(path: Path) -> None:
+    """Remove `<name>.tmp` (the old scheme) and this host's `<name>.<host>-<pid>.tmp` whose process is gone."""
+    host = socket.gethostname()
+    for leftover in path.parent.glob(path.name + ".*tmp"):
+        owner = leftover.name[len(path.name) + 1:-len(".tmp")]
+        leftover_host, _, pid = owner.rpartition("-")
+        if owner == "" or (leftover_host == host and pid.isdigit() and not _alive(int(pid))):
+            leftover.unlink(missing_ok=True)
+
+
 def _guard_write(path: Path, write) -> None:
+    tmp = path.with_name(f"{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        _sweep_stale_temporaries(path)
         write(tmp)
         os.replace(tmp, path)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             raise InputError(f"disk full while writing {path}; free space and rerun (completed parts are kept)") from None
-        if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
             raise InputError(f"cannot write {path} ({exc.strerror}); choose a writable output folder") from None
         raise
 

@@ -55,11 +55,7 @@ def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, sh
                 raise InputError(f"{folder} holds embeddings made with other settings ({', '.join(changed)} differ); "
                                  f"delete that folder or choose another model name")
         else:
-            try:
-                write_json(settings_path, settings)
-            except FileNotFoundError:  # parts started together (Ray): another renamed the same temporary file first
-                if not settings_path.exists():
-                    raise
+            write_json(settings_path, settings)
         mine = [s for s in range(n_shards) if s % shards == shard]
         todo = [s for s in mine if not shard_complete(folder, s)]
         started = time.time()
