@@ -15,18 +15,21 @@ import java.util.concurrent.Future;
 import org.apache.lucene.analysis.Analyzer;
 import org.apache.lucene.index.DirectoryReader;
 import org.apache.lucene.index.FieldInvertState;
+import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.StoredFields;
 import org.apache.lucene.index.Term;
 import org.apache.lucene.search.BooleanClause;
 import org.apache.lucene.search.BooleanQuery;
 import org.apache.lucene.search.BoostQuery;
 import org.apache.lucene.search.CollectionStatistics;
+import org.apache.lucene.search.Collector;
 import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.search.LeafCollector;
 import org.apache.lucene.search.Query;
-import org.apache.lucene.search.ScoreDoc;
+import org.apache.lucene.search.Scorable;
+import org.apache.lucene.search.ScoreMode;
 import org.apache.lucene.search.TermQuery;
 import org.apache.lucene.search.TermStatistics;
-import org.apache.lucene.search.TopScoreDocCollector;
 import org.apache.lucene.search.similarities.BM25Similarity;
 import org.apache.lucene.search.similarities.Similarity;
 import org.apache.lucene.store.FSDirectory;
@@ -39,8 +42,8 @@ import org.apache.lucene.store.FSDirectory;
  * (BM25) use, orders hits as they do (score, then the "id" doc value) and applies ScoreTiesAdjusterReranker's
  * rounding, so hits and scores are Anserini's. What it leaves out is the cost around them: no stored document is
  * loaded per hit and no object per hit crosses to Python; external ids come from a table read once. And it collects
- * by score alone with a total-hits threshold, so Lucene may skip documents that cannot enter the top (block-max
- * WAND / MaxScore), which a sort on (score, id) forbids; the id order of ties is restored afterwards (topByScoreThenId).
+ * the top k by (score, id) itself (TopByScoreThenId), telling Lucene the k-th score as the minimum competitive one,
+ * so Lucene may skip documents that cannot enter the top (block-max WAND / MaxScore), which a sort on a field forbids.
  */
 public final class LeanSearcher implements Closeable {
 
@@ -83,7 +86,8 @@ public final class LeanSearcher implements Closeable {
   private Method buildQuery;
   /** External document ids by Lucene docid, read once; their UTF-8 bytes order ties as Lucene's STRING_VAL sort does. */
   public final String[] ids;
-  private final byte[][] idBytes;
+  /** Each Lucene docid's place in the UTF-8 byte order of the external ids (Lucene's STRING_VAL sort), for ties. */
+  private final int[] idRank;
 
   public LeanSearcher(String indexDir, String similarity, float k1, float b) throws IOException {
     reader = DirectoryReader.open(FSDirectory.open(Paths.get(indexDir)));
@@ -100,11 +104,20 @@ public final class LeanSearcher implements Closeable {
       }
     }
     ids = new String[reader.maxDoc()];
-    idBytes = new byte[ids.length][];
+    byte[][] idBytes = new byte[ids.length][];
     StoredFields stored = reader.storedFields();
     for (int doc = 0; doc < ids.length; doc++) {
       ids[doc] = stored.document(doc).get("id");
       idBytes[doc] = ids[doc] == null ? new byte[0] : ids[doc].getBytes(StandardCharsets.UTF_8);
+    }
+    Integer[] order = new Integer[ids.length];
+    for (int doc = 0; doc < ids.length; doc++) {
+      order[doc] = doc;
+    }
+    Arrays.sort(order, (x, y) -> Arrays.compareUnsigned(idBytes[x], idBytes[y]));
+    idRank = new int[ids.length];
+    for (int place = 0; place < order.length; place++) {
+      idRank[order[place]] = place;
     }
   }
 
@@ -133,35 +146,141 @@ public final class LeanSearcher implements Closeable {
   }
 
   /**
-   * The top k by (score desc, id asc), Anserini's order, collected by score alone (Lucene breaks ties by docid) with
-   * a total-hits threshold of n, so whole blocks that cannot reach the top are skipped. Only the docs tied with the
-   * k-th score can differ between the two orders, so it asks for more hits until the last one scores below the k-th
-   * (or the query has no more matches): then every doc tied with the k-th is in hand, and sorting by (score, id)
-   * and cutting at k gives exactly the sorted search's hits.
+   * The top k by (score desc, id asc), Anserini's order, in one pass: a bounded heap whose weakest entry (lowest
+   * score, then latest id) is replaced by any better hit. Once the heap is full its weakest score is the minimum
+   * competitive score: a document scoring below it cannot enter, one scoring equal still can (it may have an earlier
+   * id), so that score itself, not the next float up as in Lucene's own collector, is what Lucene may skip below.
    */
-  private ScoreDoc[] topByScoreThenId(Query query, int k) throws IOException {
-    int n = k + 1;
-    while (true) {
-      TopScoreDocCollector collector = TopScoreDocCollector.create(n, n);
-      searcher.search(query, collector);
-      ScoreDoc[] hits = collector.topDocs().scoreDocs;
-      if (hits.length < n || hits[n - 1].score < hits[k - 1].score) {
-        Arrays.sort(hits, (a, b) -> a.score != b.score ? Float.compare(b.score, a.score)
-            : Arrays.compareUnsigned(idBytes[a.doc], idBytes[b.doc]));
-        return hits.length > k ? Arrays.copyOf(hits, k) : hits;
+  private final class TopByScoreThenId implements Collector {
+    private final int k;
+    private final float[] scores;
+    private final int[] docs;
+    private int size;
+
+    TopByScoreThenId(int k) {
+      this.k = k;
+      scores = new float[k];
+      docs = new int[k];
+    }
+
+    /** Is (scoreA, docA) weaker than (scoreB, docB): lower score, or the same score and a later id. */
+    private boolean weaker(float scoreA, int docA, float scoreB, int docB) {
+      return scoreA < scoreB || (scoreA == scoreB && idRank[docA] > idRank[docB]);
+    }
+
+    private void siftDown(int at) {
+      while (true) {
+        int child = 2 * at + 1;
+        if (child >= size) {
+          return;
+        }
+        if (child + 1 < size && weaker(scores[child + 1], docs[child + 1], scores[child], docs[child])) {
+          child++;
+        }
+        if (!weaker(scores[child], docs[child], scores[at], docs[at])) {
+          return;
+        }
+        swap(at, child);
+        at = child;
       }
-      n = (int) Math.min((long) n * 2, Integer.MAX_VALUE - 8);
+    }
+
+    private void siftUp(int at) {
+      while (at > 0) {
+        int parent = (at - 1) / 2;
+        if (!weaker(scores[at], docs[at], scores[parent], docs[parent])) {
+          return;
+        }
+        swap(at, parent);
+        at = parent;
+      }
+    }
+
+    private void swap(int a, int b) {
+      float score = scores[a];
+      scores[a] = scores[b];
+      scores[b] = score;
+      int doc = docs[a];
+      docs[a] = docs[b];
+      docs[b] = doc;
+    }
+
+    @Override
+    public ScoreMode scoreMode() {
+      return ScoreMode.TOP_SCORES;
+    }
+
+    @Override
+    public LeafCollector getLeafCollector(LeafReaderContext context) {
+      int base = context.docBase;
+      return new LeafCollector() {
+        private Scorable scorer;
+
+        @Override
+        public void setScorer(Scorable scorer) throws IOException {
+          this.scorer = scorer;
+          if (size == k) {
+            scorer.setMinCompetitiveScore(scores[0]);
+          }
+        }
+
+        @Override
+        public void collect(int leafDoc) throws IOException {
+          float score = scorer.score();
+          int doc = base + leafDoc;
+          if (size < k) {
+            scores[size] = score;
+            docs[size] = doc;
+            siftUp(size++);
+            if (size == k) {
+              scorer.setMinCompetitiveScore(scores[0]);
+            }
+          } else if (weaker(scores[0], docs[0], score, doc)) {
+            float before = scores[0];
+            scores[0] = score;
+            docs[0] = doc;
+            siftDown(0);
+            if (scores[0] > before) {
+              scorer.setMinCompetitiveScore(scores[0]);
+            }
+          }
+        }
+      };
+    }
+
+    /** The hits, best first. */
+    Hits sorted(long start) {
+      Integer[] order = new Integer[size];
+      for (int i = 0; i < size; i++) {
+        order[i] = i;
+      }
+      Arrays.sort(order, (a, b) -> weaker(scores[a], docs[a], scores[b], docs[b]) ? 1
+          : weaker(scores[b], docs[b], scores[a], docs[a]) ? -1 : 0);
+      int[] best = new int[size];
+      float[] bestScores = new float[size];
+      for (int i = 0; i < size; i++) {
+        best[i] = docs[order[i]];
+        bestScores[i] = scores[order[i]];
+      }
+      return adjusted(best, bestScores, start);
     }
   }
 
   private Hits top(Query query, int k, long start) throws IOException {
-    ScoreDoc[] hits = k > 0 ? topByScoreThenId(query, k) : new ScoreDoc[0];
-    int[] docs = new int[hits.length];
-    float[] scores = new float[hits.length];
+    if (k <= 0) {
+      return new Hits(new int[0], new float[0], System.nanoTime() - start);
+    }
+    TopByScoreThenId collector = new TopByScoreThenId(k);
+    searcher.search(query, collector);
+    return collector.sorted(start);
+  }
+
+  /** ScoreTiesAdjusterReranker's rounding: scores to 4 decimals, then each tie 1e-6 below the one before it. */
+  private static Hits adjusted(int[] docs, float[] raw, long start) {
+    float[] scores = new float[raw.length];
     int dup = 0;
-    for (int i = 0; i < hits.length; i++) {
-      docs[i] = hits[i].doc;
-      scores[i] = (float) (Math.round((double) hits[i].score * 10000.0) / 10000.0);  // ScoreTiesAdjusterReranker's
+    for (int i = 0; i < raw.length; i++) {
+      scores[i] = (float) (Math.round((double) raw[i] * 10000.0) / 10000.0);
       if (i == 0 || scores[i - 1] - scores[i] > 1e-4f) {
         dup = 0;
       } else {
