@@ -106,7 +106,7 @@ def synthetic_queries(count: int, vocabulary: int, profile: dict, seed: int = 1)
 def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int, engines: tuple[str, ...] = ENGINES) -> dict:
     """One size: the engines built from the same synthetic collection and searched with the same queries. The lean
     Lucene path always runs: it is the exact reference the others are checked against."""
-    from pipeline.bench import latency_stats, timed
+    from pipeline.bench import latency_stats, timed_search
     from pipeline.index import build_lucene
     from pipeline.retrieval import ImpactIndex
 
@@ -118,12 +118,12 @@ def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int, engi
         lucene = build_lucene(work / "collection", work / "lucene", impact=True, threads=2)
         queries = synthetic_queries(queries_count, vocabulary, profile)
         lucene_index = ImpactIndex(work / "lucene")
-        lucene_hits, lucene_seconds = timed(lambda q: lucene_index.search_one(q, DEPTH), queries)
+        lucene_hits, lucene_seconds = timed_search(lambda q: lucene_index.search_one(q, DEPTH), queries)
         lucene_index.close()
         row = {"documents": n, "vocabulary": vocabulary, "generate_seconds": round(generated, 1),
                "lucene": {"build_seconds": lucene["seconds"], "bytes": lucene["bytes"], **latency_stats(lucene_seconds)}}
         if "anserini" in engines:
-            anserini_hits, anserini_seconds = timed(anserini_search(work / "lucene"), queries)
+            anserini_hits, anserini_seconds = timed_search(anserini_search(work / "lucene"), queries)
             assert anserini_hits == lucene_hits, "the lean path must give SimpleImpactSearcher's hits"
             row["anserini"] = {"build_seconds": lucene["seconds"], "bytes": lucene["bytes"], **latency_stats(anserini_seconds)}
         if "qdrant" in engines:
@@ -132,7 +132,7 @@ def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int, engi
             row["top10_agreement"] = round(recall(lucene_hits, qdrant_hits, 10), 4)
         if "seismic" in engines:
             seismic_stats, seismic = seismic_engine(work / "collection", work)
-            seismic_hits, seismic_seconds = timed(seismic, queries)
+            seismic_hits, seismic_seconds = timed_search(seismic, queries)
             row["seismic"] = {**seismic_stats, **latency_stats(seismic_seconds),
                               "recall@10": round(recall(lucene_hits, seismic_hits, 10), 4),
                               "recall@1000": round(recall(lucene_hits, seismic_hits, DEPTH), 4)}
@@ -143,7 +143,7 @@ def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int, engi
 
 def qdrant_engine(work: Path, queries: list[dict[str, int]]):
     """The same impacts in a Qdrant Edge shard (exact): build stats, hits and per-query seconds."""
-    from pipeline.bench import timed
+    from pipeline.bench import timed_search
     from pipeline.qdrant import build_edge_shard, build_points
     from pipeline.retrieval import QdrantIndex
 
@@ -156,7 +156,7 @@ def qdrant_engine(work: Path, queries: list[dict[str, int]]):
     built = build_edge_shard(work / "qdrant" / "shard", vectors)
     del vectors
     index = QdrantIndex(work / "qdrant")
-    hits, seconds = timed(lambda q: index.search_one(q, DEPTH), queries)
+    hits, seconds = timed_search(lambda q: index.search_one(q, DEPTH), queries)
     index.close()
     return ({"build_seconds": built["seconds"], "bytes": built["bytes"],
              "seconds_with_reading": round(time.time() - started, 1)}, hits, seconds)
@@ -212,6 +212,7 @@ def anserini_search(index_dir: Path):
 
 
 def report(results: dict) -> str:
+    from pipeline.bench import SEARCH_WARMUP_PASSES
     lines = [f"# Scale: synthetic impact collections shaped like {results['dataset']} ({results['profile']})", "",
              "| documents | engine | build s | index MB | search p50 ms | p95 ms | recall@10 / @1000 vs exact |",
              "|---|---|---|---|---|---|---|"]
@@ -236,8 +237,8 @@ def report(results: dict) -> str:
               "Anserini's SimpleImpactSearcher and pyjnius (one stored document and one Python object per hit), the "
               "path the pipeline used before; qdrant: the same impacts in a Qdrant Edge shard; seismic: PyPI pyseismic-lsr "
               "with its default build settings and heap_factor 0.8 (approximate: its recall against the exact top-k "
-              "is given). One thread, k=1000, warm; the lean path's hits equal Anserini's for every query (checked in "
-              "the run)."]
+              f"is given). One thread, k=1000, after {SEARCH_WARMUP_PASSES} warm passes over the queries; the lean path's "
+              "hits equal Anserini's for every query (checked in the run)."]
     return "\n".join(lines) + "\n"
 
 
