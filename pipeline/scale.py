@@ -1,12 +1,13 @@
-"""Scale measured, not extrapolated: synthetic impact collections of 100k-1M documents, Lucene against Qdrant.
+"""Scale measured, not extrapolated: synthetic impact collections of 100k-1M documents, Lucene against other engines.
 
 The synthetic documents follow the real collection's shape: postings per document and document frequencies from
 the dataset's own terms (the default hybrid variant indexes exactly the document's own terms, so the tokenizer
 alone gives them, no LLM), terms drawn by the Zipf law fitted to those frequencies from a vocabulary that grows
 with the corpus (Heaps' law) up to the tokenizer's own term count, impact weights drawn from a real collection's
 weight histogram. Queries: 20-term samples of the same law with idf-like weights, 1,000 hits.
-For each size: build time and bytes of the Lucene impact index and of the Qdrant Edge shard, search p50/p95 one
-query at a time (one thread, warm), and the agreement of the two engines' top-10 (both exact, so 1.0 up to ties).
+For each size: build time and bytes of the Lucene impact index and of each other engine's (Anserini's path, Qdrant
+Edge, Seismic, PISA), search p50/p95 one query at a time (one thread, warm), and each engine's agreement with the
+exact top-k (Qdrant and PISA are exact, so 1.0 up to ties; Seismic is approximate).
 
     python -m pipeline.scale [--sizes 100000,300000,1000000] [--queries 200]  ->  runs/bench/scale.json, scale.md
 """
@@ -28,7 +29,7 @@ from pipeline.artifacts import manifest, write_json, write_text
 from pipeline.settings import DataSettings, ModelSettings, Variant
 
 PART = 10_000
-ENGINES = ("lucene", "anserini", "qdrant", "seismic")
+ENGINES = ("lucene", "anserini", "qdrant", "seismic", "pisa")
 QUERY_TERMS = 20
 DEPTH = 1000
 
@@ -136,6 +137,15 @@ def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int, engi
             row["seismic"] = {**seismic_stats, **latency_stats(seismic_seconds),
                               "recall@10": round(recall(lucene_hits, seismic_hits, 10), 4),
                               "recall@1000": round(recall(lucene_hits, seismic_hits, DEPTH), 4)}
+        if "pisa" in engines:
+            from pipeline.pisa import PisaIndex, build_pisa
+
+            built = build_pisa(work / "collection", work / "pisa")
+            pisa = PisaIndex(work / "pisa")
+            pisa_hits, pisa_seconds = timed_search(lambda q: pisa.search_one(q, DEPTH), queries)
+            row["pisa"] = {**built, **latency_stats(pisa_seconds), "same_scores": same_scores(lucene_hits, pisa_hits),
+                           "recall@10": round(recall(lucene_hits, pisa_hits, 10), 4),
+                           "recall@1000": round(recall(lucene_hits, pisa_hits, DEPTH), 4)}
         return row
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -195,6 +205,11 @@ def recall(exact: list[list[tuple[str, float]]], approximate: list[list[tuple[st
                           for a, b in zip(exact, approximate)]))
 
 
+def same_scores(exact: list[list[tuple[str, float]]], other: list[list[tuple[str, float]]]) -> float:
+    """Share of queries whose score lists are equal rank by rank (exact engines differ only in the order of ties)."""
+    return float(np.mean([[round(s, 3) for _, s in a] == [round(s, 3) for _, s in b] for a, b in zip(exact, other)]))
+
+
 def anserini_search(index_dir: Path):
     """Anserini's SimpleImpactSearcher through pyjnius, as the pipeline searched before the lean path (the baseline)."""
     from pipeline.jvm import autoclass
@@ -220,7 +235,9 @@ def report(results: dict) -> str:
         for engine in [e for e in ENGINES if e in row]:
             e = row[engine]
             quality = {"qdrant": f"{row['top10_agreement']} (exact)",
-                       "seismic": f"{e.get('recall@10')} / {e.get('recall@1000')}"}.get(engine, "exact")
+                       "seismic": f"{e.get('recall@10')} / {e.get('recall@1000')}",
+                       "pisa": f"{e.get('recall@10')} / {e.get('recall@1000')} (exact: same scores "
+                               f"{e.get('same_scores', 0):.0%})"}.get(engine, "exact")
             lines.append(f"| {row['documents']:,} | {engine} | {e['build_seconds']} | {e['bytes'] / 1e6:.1f} | "
                          f"{e['p50_ms']} | {e['p95_ms']} | {quality} |")
     if len(results["sizes"]) >= 2:

@@ -70,3 +70,32 @@ def test_synthetic_collection_follows_its_profile_and_both_engines_agree(tmp_pat
     assert row["top10_agreement"] == 1.0  # both engines are exact
     assert 0.5 <= row["seismic"]["recall@10"] <= 1.0  # approximate, measured against the exact top-10
     assert row["lucene"]["p50_ms"] <= row["lucene"]["p95_ms"] and row["qdrant"]["bytes"] > 0
+    assert row["pisa"]["same_scores"] == 1.0 and row["pisa"]["bytes"] > 0  # exact: Lucene's scores at every rank
+
+
+def test_pisa_gives_lucenes_scores_on_a_real_collection(embeddings, tmp_path):
+    """PISA over the default variant's collection (real impacts, real queries): every query's score list equals the
+    lean Lucene path's, and the documents strictly above the k-th score are the same (ties may be ordered apart)."""
+    from pipeline.datasets import load_dataset
+    from pipeline.index import index_variant
+    from pipeline.pisa import PisaIndex, build_pisa
+    from pipeline.retrieval import ImpactIndex
+    from pipeline.search import token_encoder
+
+    lucene = index_variant(slice_data(), slice_model(), variant())
+    built = build_pisa(lucene.parent / "collection", tmp_path / "pisa")
+    assert built["bytes"] > 0
+    info = json.loads((lucene.parent / "manifest.json").read_text())
+    encoder = token_encoder(lucene.parent, info, "idf")
+    pisa, lean = PisaIndex(tmp_path / "pisa"), ImpactIndex(lucene)
+    compared = 0
+    for text in load_dataset("scifact", "test").queries.values():
+        terms = encoder.encode(text)
+        for k in (1000, 10):
+            ours, theirs = lean.search_one(terms, k), pisa.search_one(terms, k)
+            assert [round(s) for _, s in theirs] == [round(s) for _, s in ours]
+            if ours:
+                kth = ours[-1][1]
+                assert {d for d, s in theirs if s > kth + 0.5} == {d for d, s in ours if s > kth + 0.5}
+            compared += len(ours)
+    assert compared > 1000
