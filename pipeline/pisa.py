@@ -7,7 +7,7 @@ too slow at 1M documents, so the collection is inverted here with numpy into PIS
 sequences of [length, values...]: inv.docs with a [1, documents] header, inv.freqs, inv.sizes), terms in sorted
 order as its lexicon wants. PISA then compresses it (block_simdbp) with block-max data for its `quantized` scorer:
 score = query weight x stored impact, Lucene's impact similarity, so scores are the same numbers. The query weight
-is an integer (PISA's Python entry repeats each term `weight` times), as ours are. Exact search (block-max WAND);
+is an integer (PISA's Python entry repeats each term `weight` times), as ours are. Exact search (MaxScore);
 ties are ordered by PISA's docid (collection order), not by document id as Lucene orders them.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from common.errors import InputError
 from pipeline.qdrant import collection_lines
 
 ENCODING = "block_simdbp"
-ALGORITHM = "block_max_wand"
+ALGORITHM = "maxscore"  # 100k synthetic docs, k=1000: maxscore 7.9 ms, block-max MaxScore 9.5, WAND 12.3, block-max WAND 18.6
 
 
 @lru_cache(maxsize=1)

@@ -234,7 +234,7 @@ def report(results: dict) -> str:
     for row in results["sizes"]:
         for engine in [e for e in ENGINES if e in row]:
             e = row[engine]
-            quality = {"qdrant": f"{row['top10_agreement']} (exact)",
+            quality = {"qdrant": f"{row.get('top10_agreement')} (exact)",
                        "seismic": f"{e.get('recall@10')} / {e.get('recall@1000')}",
                        "pisa": f"{e.get('recall@10')} / {e.get('recall@1000')} (exact: same scores "
                                f"{e.get('same_scores', 0):.0%})"}.get(engine, "exact")
