@@ -254,7 +254,9 @@ def report(results: dict) -> str:
               "Anserini's SimpleImpactSearcher and pyjnius (one stored document and one Python object per hit), the "
               "path the pipeline used before; qdrant: the same impacts in a Qdrant Edge shard; seismic: PyPI pyseismic-lsr "
               "with its default build settings and heap_factor 0.8 (approximate: its recall against the exact top-k "
-              f"is given). One thread, k=1000, after {SEARCH_WARMUP_PASSES} warm passes over the queries; the lean path's "
+              "is given); pisa: PISA's compiled core from PyPI pyterrier-pisa (block_simdbp, MaxScore, score = query "
+              "weight x impact: exact, documents tied at the k-th score may differ). One thread, k=1000, after "
+              f"{SEARCH_WARMUP_PASSES} warm passes over the queries; the lean path's "
               "hits equal Anserini's for every query (checked in the run)."]
     return "\n".join(lines) + "\n"
 
