@@ -39,6 +39,7 @@ from pipeline import cli
 from pipeline.artifacts import read_json, write_json, write_text
 from pipeline.shards import load_shards
 from pipeline.retrieval import BM25Index, DenseIndex, ImpactIndex
+from pipeline.evaluate import SPLADE_MODEL
 from pipeline.search import query_encoder, splade_queries, token_encoder
 from pipeline.settings import DEFAULT_K, DataSettings, ModelSettings, QuerySettings, Variant
 
@@ -114,11 +115,13 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
     _, bm25_parts10 = lucene_search(bm25, texts, 10)
     result["d bm25"] = {**bm25_parts, **bm25_parts10, "total": latency_stats(bm25_t)}
 
-    splade_folder = layout.variant_dir(data.key, "splade-tiny", "splade-raw")
+    splade = model.other(SPLADE_MODEL)  # the same dtype as the embedder, as `make eval` indexes it
+    splade_folder = layout.variant_dir(data.key, splade.name, "splade-raw")
     if (splade_folder / "lucene").exists():
         splade_info = read_json(splade_folder / "manifest.json")
         splade_searcher = ImpactIndex(splade_folder / "lucene")
-        one = lambda t: splade_queries(dataset.__class__(dataset.name, "", "", {}, {"q": t}, {}), splade_info, "cpu")["q"]  # noqa: E731
+        one = lambda t: splade_queries(dataset.__class__(dataset.name, "", "", {}, {"q": t}, {}), splade_info,  # noqa: E731
+                                       splade.device, splade.dtype)["q"]
         encoded_s, enc_s = timed(one, texts)
         search_s, _ = lucene_search(splade_searcher, encoded_s, 1000)
         result["e splade"] = {"encode": latency_stats(enc_s), "search": latency_stats(search_s), "total": latency_stats(list(np.add(enc_s, search_s)))}
