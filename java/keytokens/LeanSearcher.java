@@ -43,7 +43,7 @@ import org.apache.lucene.store.FSDirectory;
  * rounding, so hits and scores are Anserini's. What it leaves out is the cost around them: no stored document is
  * loaded per hit and no object per hit crosses to Python; external ids come from a table read once. And it collects
  * the top k by (score, id) itself (TopByScoreThenId), telling Lucene the k-th score as the minimum competitive one,
- * so Lucene may skip documents that cannot enter the top (block-max WAND / MaxScore), which a sort on a field forbids.
+ * so Lucene may skip documents that cannot enter the top (block-max WAND / MaxScore), with no field sort.
  */
 public final class LeanSearcher implements Closeable {
 
