@@ -11,8 +11,9 @@ import sys
 from pipeline.artifacts import write_json
 
 
-def _write_many(path: str, times: int) -> None:
+def _write_many(path: str, times: int, start) -> None:
     from pathlib import Path
+    start.wait()  # all writers begin together, as Ray parts do
     for _ in range(times):
         write_json(Path(path), {"same": "settings"})
 
@@ -20,10 +21,12 @@ def _write_many(path: str, times: int) -> None:
 def test_processes_writing_one_file_at_once_never_fail(tmp_path):
     """Ray parts started together all write settings.json: with one shared temporary name one rename lost."""
     path = tmp_path / "settings.json"
-    context = multiprocessing.get_context("fork")
-    writers = [context.Process(target=_write_many, args=(str(path), 200)) for _ in range(4)]
+    context = multiprocessing.get_context("spawn")  # not fork: the test process may hold a JVM's threads
+    start = context.Event()
+    writers = [context.Process(target=_write_many, args=(str(path), 200, start)) for _ in range(4)]
     for writer in writers:
         writer.start()
+    start.set()
     for writer in writers:
         writer.join()
     assert [w.exitcode for w in writers] == [0, 0, 0, 0]
