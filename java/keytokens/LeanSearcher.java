@@ -248,19 +248,16 @@ public final class LeanSearcher implements Closeable {
       };
     }
 
-    /** The hits, best first. */
+    /** The hits, best first: the heap drained weakest first into the back of the arrays (a heap sort). */
     Hits sorted(long start) {
-      Integer[] order = new Integer[size];
-      for (int i = 0; i < size; i++) {
-        order[i] = i;
-      }
-      Arrays.sort(order, (a, b) -> weaker(scores[a], docs[a], scores[b], docs[b]) ? 1
-          : weaker(scores[b], docs[b], scores[a], docs[a]) ? -1 : 0);
-      int[] best = new int[size];
-      float[] bestScores = new float[size];
-      for (int i = 0; i < size; i++) {
-        best[i] = docs[order[i]];
-        bestScores[i] = scores[order[i]];
+      int count = size;
+      int[] best = new int[count];
+      float[] bestScores = new float[count];
+      while (size > 0) {
+        best[size - 1] = docs[0];
+        bestScores[size - 1] = scores[0];
+        swap(0, --size);
+        siftDown(0);
       }
       return adjusted(best, bestScores, start);
     }
