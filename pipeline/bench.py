@@ -40,7 +40,7 @@ from pipeline.artifacts import read_json, write_json, write_text
 from pipeline.shards import load_shards
 from pipeline.retrieval import BM25Index, DenseIndex, ImpactIndex
 from pipeline.evaluate import SPLADE_MODEL
-from pipeline.search import query_encoder, splade_queries, token_encoder
+from pipeline.search import SpladeQueryEncoder, query_encoder, token_encoder
 from pipeline.settings import DEFAULT_K, DataSettings, ModelSettings, QuerySettings, Variant
 
 WARMUP = 5  # calls before timing an LLM forward (each costs tens of ms)
@@ -120,9 +120,7 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
     if (splade_folder / "lucene").exists():
         splade_info = read_json(splade_folder / "manifest.json")
         splade_searcher = ImpactIndex(splade_folder / "lucene")
-        one = lambda t: splade_queries(dataset.__class__(dataset.name, "", "", {}, {"q": t}, {}), splade_info,  # noqa: E731
-                                       splade.device, splade.dtype)["q"]
-        encoded_s, enc_s = timed(one, texts)
+        encoded_s, enc_s = timed(SpladeQueryEncoder(splade_info, splade.device, splade.dtype).encode, texts)
         search_s, _ = lucene_search(splade_searcher, encoded_s, 1000)
         result["e splade"] = {"encode": latency_stats(enc_s), "search": latency_stats(search_s), "total": latency_stats(list(np.add(enc_s, search_s)))}
 

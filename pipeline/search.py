@@ -88,14 +88,29 @@ def encode_queries(dataset: Dataset, model: ModelSettings, query: QuerySettings,
     return dict(zip(qids, query_encoder(model, query, folder, info).encode_many([dataset.queries[q] for q in qids])))
 
 
+class SpladeQueryEncoder:
+    """SPLADE query vectors (one MLM forward per batch of queries), quantized with the documents' scale; the model
+    and the vocabulary tables are built once, so a per-query caller (the bench) times the forward, not the set-up."""
+
+    def __init__(self, info: dict, device: str, dtype: str = "auto") -> None:
+        preset = collection_preset(info)
+        loaded = load_model(preset, device, dtype)
+        self.encoder = SpladeEncoder(preset, loaded)
+        self.vocab = Vocabulary(loaded.tokenizer, info["settings"]["normalize"] == "on")
+        self.scale = info["scale"]
+
+    def encode_many(self, texts: list[str]) -> list[dict[str, int]]:
+        batch = self.encoder.encode(texts, is_query=True)
+        return [quantize(self.vocab.merge(ids, w), self.scale) for ids, w in zip(batch.ids, batch.weights)]
+
+    def encode(self, text: str) -> dict[str, int]:
+        return self.encode_many([text])[0]
+
+
 def splade_queries(dataset: Dataset, info: dict, device: str, dtype: str = "auto") -> dict[str, dict[str, int]]:
-    """SPLADE query vectors (one MLM forward per query), quantized with the documents' scale."""
-    preset = collection_preset(info)
-    loaded = load_model(preset, device, dtype)
-    vocab = Vocabulary(loaded.tokenizer, info["settings"]["normalize"] == "on")
+    """SPLADE query vectors of every query of the dataset."""
     qids = list(dataset.queries)
-    batch = SpladeEncoder(preset, loaded).encode([dataset.queries[q] for q in qids], is_query=True)
-    return {q: quantize(vocab.merge(ids, w), info["scale"]) for q, ids, w in zip(qids, batch.ids, batch.weights)}
+    return dict(zip(qids, SpladeQueryEncoder(info, device, dtype).encode_many([dataset.queries[q] for q in qids])))
 
 
 def run_name(info: dict, folder: Path, query: QuerySettings, engine_suffix: str = "") -> str:
