@@ -5,18 +5,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-models.txt | sha1sum | cut -c1-12)
 
-dataset ?= scifact
-model ?= smollm2
-split ?= test
-k ?=
 BEIR_DIR ?= $(if $(wildcard ../shared/data/beir),$(abspath ../shared/data/beir),)
 export BEIR_DIR
 export IR_DATASETS_HOME ?= $(abspath .cache/ir_datasets)
 
-DATA_ARGS = --dataset $(dataset) --split $(split) $(if $(limit),--limit $(limit)) $(if $(data_dir),--data-dir $(data_dir))
-MODEL_ARGS = --model $(model) $(if $(pooling),--pooling $(pooling)) $(if $(device),--device $(device)) $(if $(dtype),--dtype $(dtype))
-PROJECT_ARGS = $(if $(k),--k $(k)) $(if $(weighting),--weighting $(weighting)) $(if $(normalize),--normalize $(normalize)) \
-	$(if $(vocab),--vocab $(vocab)) $(if $(pc1),--pc1 $(pc1)) $(if $(source),--source $(source))
+# Parameters (dataset=, model=, k=, ...) are never expanded here: make keeps the command line's variables in
+# MAKEFLAGS, and pipeline/params.py reads them from there, refuses unknown or unused names, and runs the target's
+# stages as argument lists with no shell in between. Unexporting them keeps make from expanding a value (a
+# `$(shell ...)` in it) when it passes its environment on.
+CLI_VARS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v)))
+$(foreach v,$(filter-out BEIR_DIR IR_DATASETS_HOME PYTHON,$(CLI_VARS)),$(eval unexport $(v)))
+RUN = $(PY) -m pipeline.params $@
 
 .PHONY: help setup test test-fast demo encode project index eval export beir scale sweep analyze bench explain train
 help:
@@ -61,55 +60,12 @@ $(STAMP): requirements.txt requirements-models.txt
 	touch $@
 
 test: setup
+	$(RUN)
 	$(PY) -m pytest -q tests
 
 test-fast: setup
+	$(RUN)
 	$(PY) -m pytest -q tests/unit
 
-encode: setup
-	$(PY) -m pipeline.encode $(DATA_ARGS) $(MODEL_ARGS) $(if $(shards),--shards $(shards) --shard $(shard)) \
-		$(if $(filter ray,$(engine)),--engine ray $(if $(workers),--workers $(workers)) $(if $(gpus_per_worker),--gpus-per-worker $(gpus_per_worker)))
-
-project: encode
-	$(PY) -m pipeline.project $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
-
-index: encode
-	$(PY) -m pipeline.index $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS)
-
-eval: setup
-	$(PY) -m pipeline.evaluate $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS) $(if $(also),--also $(also)) \
-		$(if $(filter qdrant,$(engine)),--engine qdrant)
-
-export: index
-	@case "$(engine)" in qdrant) $(PY) -m pipeline.qdrant $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS);; \
-		opensearch|elastic) $(PY) -m pipeline.bulk --engine $(engine) $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS);; \
-		*) echo "error: engine=qdrant|opensearch|elastic, e.g. make export engine=qdrant"; exit 2;; esac
-
-beir: setup
-	$(PY) -m pipeline.beir --datasets $(or $(datasets),all) $(MODEL_ARGS) $(PROJECT_ARGS) $(if $(quick),--quick)
-
-sweep: encode
-	$(PY) -m pipeline.sweep --dataset $(dataset) $(MODEL_ARGS)
-
-analyze: setup
-	$(PY) -m pipeline.analyze $(DATA_ARGS) $(MODEL_ARGS) $(if $(n),--n $(n)) $(if $(versus),--versus $(versus))
-
-scale: setup
-	$(PY) -m pipeline.scale $(DATA_ARGS) $(MODEL_ARGS) $(if $(sizes),--sizes $(sizes)) $(if $(engines),--engines $(engines))
-
-bench: setup
-	$(PY) -m pipeline.bench $(DATA_ARGS) $(MODEL_ARGS) $(if $(only),--only $(only))
-
-explain: setup
-	@test -n "$(qid)" || { echo 'error: give a query id, e.g. make explain qid=1'; exit 2; }
-	$(PY) -m pipeline.search $(DATA_ARGS) $(MODEL_ARGS) $(PROJECT_ARGS) --explain $(qid)
-
-train: setup
-	$(PY) -m pipeline.train --dataset $(dataset) $(MODEL_ARGS) $(if $(data_dir),--data-dir $(data_dir)) \
-		$(if $(steps),--steps $(steps)) $(if $(data),--data $(data)) $(if $(batch),--batch $(batch)) $(if $(name),--name $(name)) \
-		$(if $(objective),--objective $(objective)) $(if $(sparse_weight),--sparse-weight $(sparse_weight)) \
-		$(if $(hard_negatives),--hard-negatives $(hard_negatives))
-
-demo: setup
-	$(PY) -m pipeline.demo $(DATA_ARGS) $(if $(device),--device $(device)) $(if $(dtype),--dtype $(dtype)) \
-		$(if $(also),--also $(also))
+encode project index eval export beir sweep analyze scale bench explain train demo: setup
+	$(RUN)

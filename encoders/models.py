@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import importlib
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -31,7 +32,13 @@ from encoders.presets import Preset
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+DEVICE_NAMES = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+
+
 def pick_device(requested: str = "auto") -> str:
+    """The device to run on; only names torch knows are accepted (`gpu` is refused here, not by a loader later)."""
+    if not DEVICE_NAMES.fullmatch(requested or ""):
+        raise InputError(f"device={requested}: choose auto, cpu, cuda, cuda:N or mps")
     if requested != "auto":
         if requested.startswith("cuda") and not torch.cuda.is_available():
             raise InputError(f"device={requested}: CUDA is not available here; use device=cpu or auto")

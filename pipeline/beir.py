@@ -55,18 +55,20 @@ def column_of(dataset: str) -> str:
     return "cqadupstack" if dataset.startswith("cqadupstack/") else dataset
 
 
-def suite_dir(model: ModelSettings) -> Path:
-    return layout.runs_root() / "beir" / model.name
+def suite_dir(model: ModelSettings, limit: int | None = None) -> Path:
+    """runs/beir/<model>/, or runs/beir/<model>-limitN/ for sliced suites (never mixed with full ones)."""
+    return layout.runs_root() / "beir" / (f"{model.name}-limit{limit}" if limit else model.name)
 
 
 def run_suite(names: list[str], model: ModelSettings, levers: dict, m: int, search: SearchSettings,
-              quick: bool = False, no_train: bool = False, beir_dir: str | None = None) -> dict[str, dict]:
+              quick: bool = False, no_train: bool = False, beir_dir: str | None = None,
+              limit: int | None = None) -> dict[str, dict]:
     """Each dataset through evaluate (or reused), its MTEB exports written; failures reported, never fatal."""
     status: dict[str, dict] = {}
-    out = suite_dir(model) / "exports"
+    out = suite_dir(model, limit) / "exports"
     main_systems = [f"{model.name}.dense", default_sparse_run(model, Variant.build(model.preset, **levers))]
     for number, name in enumerate(names, start=1):
-        data = DataSettings(name, split_of(name), beir_dir=beir_dir)
+        data = DataSettings(name, split_of(name), limit=limit, beir_dir=beir_dir)
         done = data.run_dir / "metrics.json"
         print(f"[{number}/{len(names)}] {name} ({data.split})", flush=True)
         if done.exists() and not search.force and read_json(done).get("model") == model.name:
@@ -177,10 +179,11 @@ def plot(table: dict, path: Path, systems: list[str]) -> None:
     plt.close(fig)
 
 
-def write_suite(names: list[str], status: dict[str, dict], model: ModelSettings, levers: dict) -> Path:
+def write_suite(names: list[str], status: dict[str, dict], model: ModelSettings, levers: dict,
+                limit: int | None = None) -> Path:
     """The cross-dataset report and the exports that need only run files and metrics."""
     results = {n: read_json(Path(s["metrics"])) for n, s in status.items() if s["status"] != "failed"}
-    folder = suite_dir(model)
+    folder = suite_dir(model, limit)
     table = cross_table(results)
     write_json(folder / "suite.json", manifest("beir", model=model.name, datasets=names, status=status, table=table))
     text = table_markdown(table, status, model.name)
@@ -190,7 +193,7 @@ def write_suite(names: list[str], status: dict[str, dict], model: ModelSettings,
                                        next((r for r in table["rows"] if r.startswith("splade-pp-ed")), "")])
     exports.write_two_cr(folder / "exports" / "2cr.yaml", model.model, results)
     for dataset, metrics in results.items():
-        data = DataSettings(dataset, split_of(dataset))
+        data = DataSettings(dataset, split_of(dataset), limit=limit)
         for row in metrics["runs"]:
             run = data.run_dir / f"{row['name']}.trec"
             if run.exists() and run.with_suffix(".json").exists():
@@ -205,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="all", help="all (the 13 public BEIR sets), cqadupstack, msmarco, or "
                         "names, comma-separated (default all)")
     parser.add_argument("--beir-dir", default=None, help="folder holding <dataset>/ BEIR folders (default: $BEIR_DIR)")
+    parser.add_argument("--limit", type=int, default=None, help="per dataset a deterministic slice: the first N queries, "
+                        "their judged documents and distractors up to N*10 documents (as `make eval limit=N`)")
     parser.add_argument("--quick", action="store_true", help="per dataset only BM25, dense and the default sparse variant")
     parser.add_argument("--no-train", action="store_true", help="skip the train-split runs that tune the wsum fusion")
     parser.add_argument("--force", action="store_true", help="rerun datasets and searches even when results exist")
@@ -212,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     names = expand(args.datasets)
     model, search = cli.model_settings(args), cli.search_settings(args)
     levers = cli.variant_levers(args)
-    status = run_suite(names, model, levers, args.m, search, args.quick, args.no_train, args.beir_dir)
-    write_suite(names, status, model, levers)
+    status = run_suite(names, model, levers, args.m, search, args.quick, args.no_train, args.beir_dir, args.limit)
+    write_suite(names, status, model, levers, args.limit)
     failed = [n for n, s in status.items() if s["status"] == "failed"]
     if failed:
         print(f"{len(failed)} of {len(names)} dataset(s) failed: {', '.join(failed)} (see suite.md)")
