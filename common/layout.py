@@ -13,7 +13,10 @@ KEYTOKENS_MODELS and KEYTOKENS_CACHE move the four roots (the tests use temporar
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from common.errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,13 +38,38 @@ def cache_dir() -> Path:
     return Path(os.environ.get("KEYTOKENS_CACHE", REPO_ROOT / ".cache"))
 
 
-def dataset_key(name: str, limit: int | None) -> str:
-    """Folder name for a dataset slice: `scifact`, or `scifact-limit50` for a limited run."""
-    return name if not limit else f"{name}-limit{limit}"
+DATASET_NAME = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
+
+
+def check_dataset_name(name: str) -> str:
+    """A dataset name is a name (letters, digits, `-`, `_`, and `/` between the parts of an ir_datasets id), never
+    a path: it becomes a folder under every root, so `..` or an absolute path would write outside them."""
+    if not DATASET_NAME.fullmatch(name or ""):
+        raise InputError(f"dataset={name!r} is not a dataset name: use letters, digits, '-', '_' and '/' "
+                         f"(e.g. scifact, cqadupstack/android); a folder of your own goes in data_dir=")
+    return name
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """`root/parts...`, refused unless it stays under `root` once resolved (symlinks and `..` included)."""
+    path = root.joinpath(*parts)
+    resolved, base = path.resolve(), root.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise InputError(f"{path} resolves to {resolved}, outside {base}; use a plain name for the dataset and model")
+    return path
+
+
+def dataset_key(name: str, limit: int | None, split: str = "test") -> str:
+    """Folder name for a dataset slice: `scifact`, or `scifact-limit50` for a limited run; a limited slice of another
+    split than test is named apart (`scifact-limit50-train`): the slice keeps the split's judged documents."""
+    check_dataset_name(name)
+    if not limit:
+        return name
+    return f"{name}-limit{limit}" if split == "test" else f"{name}-limit{limit}-{split}"
 
 
 def model_dir(key: str, model_name: str) -> Path:
-    return index_root() / key / model_name
+    return inside(index_root(), key, model_name)
 
 
 def embeddings_dir(key: str, model_name: str) -> Path:
@@ -49,17 +77,17 @@ def embeddings_dir(key: str, model_name: str) -> Path:
 
 
 def variant_dir(key: str, model_name: str, variant_name: str) -> Path:
-    return model_dir(key, model_name) / variant_name
+    return inside(index_root(), key, model_name, variant_name)
 
 
 def bm25_dir(key: str) -> Path:
-    return index_root() / key / "bm25"
+    return inside(index_root(), key, "bm25")
 
 
 def run_dir(key: str, split: str) -> Path:
     """runs/<dataset>/ for the test split, runs/<dataset>/<split>/ for others (e.g. train runs that tune fusion)."""
-    base = runs_root() / key
-    return base if split == "test" else base / split
+    base = inside(runs_root(), key)
+    return base if split == "test" else inside(runs_root(), key, split)
 
 
 def bench_dir() -> Path:
@@ -67,7 +95,7 @@ def bench_dir() -> Path:
 
 
 def trained_model_dir(name: str) -> Path:
-    return models_root() / name
+    return inside(models_root(), name)
 
 
 def gguf_cache(stem: str) -> Path:

@@ -106,3 +106,35 @@ def local_alignment_score(vocab: Vocabulary, lm_head, tokens: list[np.ndarray]):
     from encoders.alignment import measure
 
     return lambda adjusted, rows: measure(vocab, adjusted, lm_head, [tokens[i] for i in rows])[0].local
+
+
+def own_word_vectors(word_counts: list[Counter], weighting: str) -> tuple[list[dict[str, int]], float]:
+    """The LLM-free control on words: each document's analyzed words, uniform or BM25-tf weighted (BM25 itself,
+    once a query weights its words by idf)."""
+    if weighting == "uniform":
+        return [{term: 1 for term in c} for c in word_counts], 1.0
+    avg_len = float(np.mean([sum(c.values()) for c in word_counts])) if word_counts else 1.0
+    scale = 100 / (BM25_K1 + 1)
+    return [quantize(bm25_tf(c, avg_len), scale) for c in word_counts], scale
+
+
+def hybrid_word_vectors(word_counts: list[Counter], pieces: list[dict[str, np.ndarray]], embeddings: np.ndarray,
+                        lm_head) -> tuple[list[dict[str, int]], float]:
+    """Own words with BM25-tf x (1 + a), a in [0, 1] the word's aligned logit (max over its pieces) min-max scaled
+    within the document; a word with no piece found (the analyzer and the tokenizer disagree on it) gets a = 0."""
+    avg_len = float(np.mean([sum(c.values()) for c in word_counts])) if word_counts else 1.0
+    candidates = [np.unique(np.concatenate(list(p.values()))) if p else np.zeros(0, dtype=np.int64) for p in pieces]
+    merged = []
+    for count, piece, ids, logits in zip(word_counts, pieces, candidates,
+                                         candidate_logits(embeddings, lm_head, candidates)):
+        tf = bm25_tf(count, avg_len)
+        if not len(ids):
+            merged.append(tf)
+            continue
+        logit_of = dict(zip(ids.tolist(), logits.tolist()))
+        word_logit = {w: max(logit_of[int(i)] for i in p) for w, p in piece.items() if len(p)}
+        low, high = min(word_logit.values()), max(word_logit.values())
+        span = max(high - low, 1e-9)
+        merged.append({t: tf[t] * (1 + (word_logit[t] - low) / span if t in word_logit else 1) for t in tf})
+    scale = 100 / (2 * (BM25_K1 + 1))
+    return [quantize(doc, scale) for doc in merged], scale

@@ -73,6 +73,8 @@ def variant_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weighting", default=None, help="aligned: logit|log|softmax; own: uniform|bm25tf")
     group.add_argument("--normalize", default=None, help="on: canonical lower-cased terms; off: raw tokens")
     group.add_argument("--vocab", default=None, help="all: expansion; text: only terms occurring in the document")
+    group.add_argument("--terms", default=None, choices=("tokens", "words"), help="index terms: tokens (the "
+                       "tokenizer's, normalised) or words (Lucene's English analyzer, as BM25 indexes them)")
     group.add_argument("--pc1", default=None, help="off, remove, auto (lambda maximising local alignment), "
                        "or lambda for e + lambda * u1")
 

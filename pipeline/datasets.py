@@ -10,6 +10,7 @@ CLI: `python -m pipeline.datasets --dataset scifact [--split test] [--limit N]` 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import warnings
@@ -45,6 +46,19 @@ class Dataset:
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> dict:
+        """What the corpus and queries are, beyond their name: counts and a hash of ids and texts. Every artifact
+        records it, so an index of another corpus under the same dataset name is never taken as up to date."""
+        corpus = hashlib.sha1()
+        for doc in self.corpus.values():
+            corpus.update(f"{doc.doc_id}\t{doc.contents}\n".encode("utf-8", "surrogatepass"))
+        queries = hashlib.sha1()
+        for qid, text in self.queries.items():
+            queries.update(f"{qid}\t{text}\n".encode("utf-8", "surrogatepass"))
+        return {"documents": len(self.corpus), "corpus_sha1": corpus.hexdigest()[:16],
+                "queries": len(self.queries), "queries_sha1": queries.hexdigest()[:16], "split": self.split}
 
     def summary(self) -> str:
         n_qrels = sum(len(v) for v in self.qrels.values())
@@ -143,6 +157,17 @@ def _drop_unknown(dataset: Dataset) -> None:
     dataset.qrels = kept
 
 
+def check_usable(dataset: Dataset, corpus_file: str, qrels_file: str) -> Dataset:
+    """Refuse, before any model loads, a split nothing can be evaluated on: an empty corpus, or qrels that judge no
+    known query (every later stage would fail on it, or leave empty runs behind)."""
+    if not dataset.corpus:
+        raise InputError(f"{corpus_file} holds 0 documents; a corpus needs at least one document")
+    if not dataset.qrels:
+        raise InputError(f"{qrels_file}: no judged query of the {dataset.split} split is in the queries and corpus "
+                         f"({len(dataset.queries)} queries judged); check the qrels' query and document ids")
+    return dataset
+
+
 def load_beir_folder(folder: Path, name: str, split: str) -> Dataset:
     corpus = read_corpus(folder / "corpus.jsonl")
     all_queries = read_queries(folder / "queries.jsonl")
@@ -150,7 +175,8 @@ def load_beir_folder(folder: Path, name: str, split: str) -> Dataset:
     queries = {qid: text for qid, text in all_queries.items() if qid in qrels}
     dataset = Dataset(name, split, str(folder), corpus, queries, qrels)
     _drop_unknown(dataset)
-    return dataset
+    dataset.queries = {qid: text for qid, text in dataset.queries.items() if qid in dataset.qrels}
+    return check_usable(dataset, str(folder / "corpus.jsonl"), str(folder / "qrels" / f"{split}.tsv"))
 
 
 def _ir_datasets_id(name: str, split: str) -> str:
@@ -191,7 +217,8 @@ def load_ir_datasets(name: str, split: str) -> Dataset:
                          f"(python -m pipeline.datasets --seed-ir-datasets <BEIR folder>)") from None
     dataset = Dataset(name, split, f"ir_datasets:{ds_id}", corpus, queries, qrels)
     _drop_unknown(dataset)
-    return dataset
+    dataset.queries = {qid: text for qid, text in dataset.queries.items() if qid in dataset.qrels}
+    return check_usable(dataset, f"ir_datasets {ds_id} docs", f"ir_datasets {ds_id} qrels")
 
 
 def default_beir_dir() -> Path | None:

@@ -41,8 +41,10 @@ def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, sh
     if shard_size <= 0:
         raise InputError(f"shard-size={shard_size}: must be a positive number of documents")
     n_shards = max(1, -(-len(doc_ids) // shard_size))
+    fingerprint = dataset.fingerprint
     settings = {"model": preset.name, "preset": preset.describe(), "dataset": dataset.name,
-                "documents": len(doc_ids), "shard_size": shard_size, "shards": n_shards}
+                "documents": len(doc_ids), "shard_size": shard_size, "shards": n_shards,
+                "corpus_sha1": fingerprint["corpus_sha1"]}
     dtype = pick_dtype(model.dtype, pick_device(model.device))
     if dtype != torch.float32:  # bf16 embeddings are another artifact: never mixed into float32 shards on resume
         settings["dtype"] = str(dtype).removeprefix("torch.")
@@ -50,18 +52,20 @@ def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, sh
         settings_path = folder / "settings.json"
         if settings_path.exists():
             previous = read_json(settings_path)
-            if previous != settings:
-                changed = sorted(k for k in settings if previous.get(k) != settings.get(k))
-                raise InputError(f"{folder} holds embeddings made with other settings ({', '.join(changed)} differ); "
-                                 f"delete that folder or choose another model name")
-        else:
-            write_json(settings_path, settings)
+            # Embeddings written before the corpus hash was recorded carry none: their document count still checks.
+            compared = {k: v for k, v in settings.items() if k in previous or k != "corpus_sha1"}
+            if {k: previous.get(k) for k in compared} != compared:
+                changed = sorted(k for k in compared if previous.get(k) != compared.get(k))
+                what = "another corpus" if "corpus_sha1" in changed or "documents" in changed else "other settings"
+                raise InputError(f"{folder} holds embeddings of {what} ({', '.join(changed)} differ); "
+                                 f"delete that folder, or name this corpus apart (dataset=<another name>)")
         mine = [s for s in range(n_shards) if s % shards == shard]
         todo = [s for s in mine if not shard_complete(folder, s)]
         started = time.time()
         device_used = "reused from the full-corpus embeddings" if todo else model.device
         reused = _full_corpus_rows(data, preset, [d for s in todo for d in doc_ids[s * shard_size:(s + 1) * shard_size]])
         if todo and reused:
+            _claim(settings_path, settings)
             for number in todo:
                 ids = doc_ids[number * shard_size:(number + 1) * shard_size]
                 write_shard(folder, number, ids, EncodedBatch(np.stack([reused[d][0] for d in ids]),
@@ -71,6 +75,7 @@ def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, sh
         elif todo:
             torch.set_num_threads(os.cpu_count() or 1)
             loaded = load_model(preset, model.device, model.dtype)
+            _claim(settings_path, settings)
             device_used = f"{loaded.device} ({str(loaded.dtype).removeprefix('torch.')})"
             embedder = SpladeEncoder(preset, loaded) if preset.kind == "splade" else Embedder(preset, loaded)
             total = sum(len(doc_ids[s * shard_size:(s + 1) * shard_size]) for s in todo)
@@ -86,6 +91,13 @@ def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, sh
             missing = sum(not shard_complete(folder, s) for s in range(n_shards))
             print(f"part {shard}/{shards} done; {missing} shard(s) of other parts still missing")
     return folder
+
+
+def _claim(settings_path: Path, settings: dict) -> None:
+    """Write the folder's settings once the model has loaded (or the rows are at hand): a model that cannot be
+    loaded, or a corpus refused, leaves no settings.json behind that a later run would have to match."""
+    if not settings_path.exists():
+        write_json(settings_path, settings)
 
 
 def _full_corpus_rows(data: DataSettings, preset, wanted: list[str]) -> dict | None:

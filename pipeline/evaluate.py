@@ -20,10 +20,10 @@ from pipeline import cli
 from pipeline.artifacts import read_json, versions, write_json
 from pipeline.datasets import Dataset
 from pipeline.encode import encode_corpus
-from pipeline.index import index_variant
+from pipeline.index import bm25_index, index_variant
 from pipeline.report import key_figure, write_reports
 from pipeline.runs import EXPERIMENTS, PAPER_FAITHFUL, ranx_run, sparse_run_name, write_trec
-from pipeline.search import run_bm25, run_dense, run_sparse
+from pipeline.search import run_bm25, run_dense, run_inputs, run_sparse
 from pipeline.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
 
 METRICS = ["ndcg@10", "recall@100", "recall@1000", "mrr@10"]
@@ -31,10 +31,11 @@ PAPER_RATIO = 0.80
 SPLADE_MODEL = "splade-tiny"
 
 
-def _cached(make, path: Path, search: SearchSettings) -> Path:
-    """Reuse a run file when it exists (`--force` reruns it); else make it. Indexes are rebuilt by their own stages
-    when their inputs change, so after a rebuild pass --force to refresh the runs."""
-    if path.exists() and not search.force:
+def _cached(make, path: Path, search: SearchSettings, inputs: dict) -> Path:
+    """Reuse a run file only when its manifest says it was made from these inputs (corpus, queries, split and the
+    index it searched; see search.run_inputs); else (or with `--force`) make it again."""
+    info = path.with_suffix(".json")
+    if path.exists() and info.exists() and not search.force and read_json(info).get("inputs") == inputs:
         return path
     return make()
 
@@ -47,7 +48,8 @@ def variant_runs(dataset: Dataset, data: DataSettings, model: ModelSettings, var
     for query, qweight in modes:
         settings = QuerySettings(query, qweight, m)
         path = data.run_dir / f"{sparse_run_name(model.name, variant.name, settings.mode, qweight, search.run_suffix)}.trec"
-        paths.append(_cached(lambda: run_sparse(dataset, data, model, variant, settings, search), path, search))
+        inputs = run_inputs(dataset, variant.dir(data, model) / "lucene.manifest.json")
+        paths.append(_cached(lambda: run_sparse(dataset, data, model, variant, settings, search), path, search, inputs))
     return paths
 
 
@@ -60,8 +62,11 @@ def produce_runs(dataset: Dataset, data: DataSettings, model: ModelSettings, lev
                  search: SearchSettings, quick: bool = False) -> list[Path]:
     """Every run of the leaderboard for one split, building indexes and embeddings where missing."""
     encode_corpus(dataset, data, model)
-    paths = [_cached(lambda: run_bm25(dataset, data, search), data.run_dir / "bm25.trec", search),
-             _cached(lambda: run_dense(dataset, data, model), data.run_dir / f"{model.name}.dense.trec", search)]
+    bm25 = bm25_index(dataset, data.key, search.threads)
+    paths = [_cached(lambda: run_bm25(dataset, data, search), data.run_dir / "bm25.trec", search,
+                     run_inputs(dataset, bm25.parent / "manifest.json")),
+             _cached(lambda: run_dense(dataset, data, model), data.run_dir / f"{model.name}.dense.trec", search,
+                     run_inputs(dataset, model.embeddings_dir(data) / "manifest.json"))]
     default = Variant.build(model.preset, **levers)
     for experiment in EXPERIMENTS:
         if quick and experiment.full_only:
@@ -81,7 +86,8 @@ def splade_run(dataset: Dataset, data: DataSettings, model: ModelSettings, lever
     encode_corpus(dataset, data, splade)
     index_variant(data, splade, variant, search.threads)
     return _cached(lambda: run_sparse(dataset, data, splade, variant, QuerySettings(), search),
-                   data.run_dir / f"{sparse_run_name(SPLADE_MODEL, variant.name, engine_suffix=search.run_suffix)}.trec", search)
+                   data.run_dir / f"{sparse_run_name(SPLADE_MODEL, variant.name, engine_suffix=search.run_suffix)}.trec",
+                   search, run_inputs(dataset, variant.dir(data, splade) / "lucene.manifest.json"))
 
 
 def fusion_runs(data: DataSettings, model: ModelSettings, sparse: str, test_paths: list[Path],
@@ -195,7 +201,7 @@ def evaluate(data: DataSettings, model: ModelSettings, levers: dict, m: int, sea
         model.name, faithful, QuerySettings("aligned", "count", m).mode, "count", search.run_suffix))
     results["key_figure"] = key_figure(results)
     results["seconds"] = round(time.time() - started, 1)
-    write_reports(results, data.run_dir)
+    write_reports(results, data.run_dir, search.run_suffix)
     return results, dataset
 
 

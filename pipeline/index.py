@@ -20,7 +20,7 @@ from pipeline import cli
 from pipeline.artifacts import folder_lock, manifest, read_json, write_json, write_text
 from pipeline.collection import EMPTY_TERM
 from pipeline.datasets import Dataset
-from pipeline.jvm import autoclass, start_jvm
+from common.jvm import autoclass, start_jvm
 from pipeline.project import project
 from pipeline.settings import DataSettings, ModelSettings, Variant
 
@@ -93,14 +93,19 @@ def bm25_index(dataset: Dataset, key: str, threads: int = 2) -> Path:
     """Lucene BM25 index of title + text (the BEIR "flat" convention), built once per dataset slice."""
     base = layout.bm25_dir(key)
     lucene = base / "lucene"
+    corpus = {k: v for k, v in dataset.fingerprint.items() if k in ("documents", "corpus_sha1")}
     with folder_lock(base):
-        if (base / "manifest.json").exists() and lucene.exists():
-            return lucene
+        done = base / "manifest.json"
+        if done.exists() and lucene.exists():
+            built = read_json(done).get("corpus")
+            if built in (None, corpus):  # None: built before corpus hashes were recorded
+                return lucene
+            print(f"BM25 index {lucene} was built from another corpus ({built} != {corpus}); rebuilding it")
         lines = [json.dumps({"id": d.doc_id, "contents": d.contents}, ensure_ascii=False) for d in dataset.corpus.values()]
         write_text(base / "collection" / "part-00000.jsonl", "\n".join(lines) + "\n")
         stats = build_lucene(base / "collection", lucene, impact=False, threads=threads)
         write_json(base / "manifest.json", manifest("index", model="bm25", analyzer="Lucene English (Anserini default)",
-                                                    lucene=stats, documents=len(lines)))
+                                                    lucene=stats, documents=len(lines), corpus=corpus))
     return lucene
 
 

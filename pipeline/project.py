@@ -16,12 +16,20 @@ Variants:
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
+from tqdm import tqdm
+
+from common.errors import InputError
 from encoders import pc1
-from encoders.documents import aligned_vectors, hybrid_vectors, local_alignment_score, own_vectors, weighted_vectors
+from encoders.aligned import top_k
+from encoders.documents import (aligned_vectors, hybrid_vectors, hybrid_word_vectors, local_alignment_score,
+                                own_vectors, own_word_vectors, weighted_vectors)
 from encoders.models import load_model, load_tokenizer
 from encoders.vocab import Vocabulary
+from encoders.words import WordVocabulary, document_words, word_analyzer
 from pipeline import cli
 from pipeline.artifacts import folder_lock, manifest, read_json, write_json
 from pipeline.collection import write_collection
@@ -38,19 +46,24 @@ def project(data: DataSettings, model: ModelSettings, variant: Variant) -> Path:
         embeddings_manifest = read_json(embeddings_dir / "manifest.json", "embeddings manifest")
         done = out / "manifest.json"
         previous = read_json(done) if done.exists() else {}
-        if previous.get("settings") == settings and previous.get("embeddings_written") == embeddings_manifest["written"]:
+        built = {"terms": "tokens", **previous.get("settings", {})}  # collections from before terms=words are tokens
+        if built == settings and previous.get("embeddings_written") == embeddings_manifest["written"]:
             print(f"collection up to date: {out / 'collection'}")
             return out
         started = time.time()
         doc_ids, embeddings, tokens = load_shards(embeddings_dir)
-        vocab = Vocabulary(load_tokenizer(preset.source), variant.normalize == "on")
+        tokenizer = load_tokenizer(preset.source)
         lm_head = load_model(preset, model.device, model.dtype).lm_head if variant.source in ("aligned", "hybrid") else None
         entry = None
-        if variant.source == "splade":
+        if variant.terms == "words":
+            vectors, scale, entry = word_vectors(data, variant, doc_ids, embeddings, tokens, tokenizer, lm_head)
+        elif variant.source == "splade":
+            vocab = Vocabulary(tokenizer, variant.normalize == "on")
             vectors, scale = weighted_vectors([vocab.merge(ids, w) for ids, w in load_sparse(embeddings_dir)])
         elif variant.source == "own":
-            vectors, scale = own_vectors(vocab, tokens, variant.weighting)
+            vectors, scale = own_vectors(Vocabulary(tokenizer, variant.normalize == "on"), tokens, variant.weighting)
         else:
+            vocab = Vocabulary(tokenizer, variant.normalize == "on")
             entry = pc1.estimate(embeddings, str(variant.pc1), local_alignment_score(vocab, lm_head, tokens))
             adjusted = pc1.adjust(embeddings, entry)
             if variant.source == "hybrid":
@@ -71,6 +84,35 @@ def project(data: DataSettings, model: ModelSettings, variant: Variant) -> Path:
         write_json(done, info)
     print(f"collection: {collection} ({stats['documents']} docs, {stats['avg_terms_per_document']} terms/doc)")
     return out
+
+
+def word_vectors(data: DataSettings, variant: Variant, doc_ids: list[str], embeddings, tokens, tokenizer, lm_head):
+    """terms=words: the documents' own analyzed words (from the corpus text: the analyzer needs the whole text,
+    which the embeddings' truncated token ids are not), their pieces' aligned logits, or aligned tokens as words."""
+    if variant.source == "splade":
+        raise InputError("terms=words is for the LLM embedders' variants; SPLADE keeps its own WordPiece terms")
+    dataset = data.load()
+    missing = [d for d in doc_ids if d not in dataset.corpus]
+    if missing:
+        raise InputError(f"the embeddings hold {len(missing)} document(s) the corpus no longer has (e.g. {missing[0]!r}); "
+                         f"rerun `make encode` for this corpus")
+    analyzer = word_analyzer()
+    texts = [dataset.corpus[d].contents for d in doc_ids]
+    if variant.source == "own":
+        return (*own_word_vectors([Counter(analyzer.terms(t)) for t in tqdm(texts, desc="words", unit="doc")],
+                                  variant.weighting), None)
+    words = [document_words(t, tokenizer, analyzer) for t in tqdm(texts, desc="words", unit="doc")]
+    vocab = WordVocabulary(tokenizer, analyzer)
+    entry = pc1.estimate(embeddings, str(variant.pc1), local_alignment_score(Vocabulary(tokenizer, True), lm_head, tokens))
+    adjusted = pc1.adjust(embeddings, entry)
+    if variant.source == "hybrid":
+        return (*hybrid_word_vectors([c for c, _ in words], [p for _, p in words], adjusted, lm_head), entry)
+    if variant.vocab == "text":
+        candidates = [np.unique(np.concatenate(list(p.values()))) if p else np.zeros(0, dtype=np.int64) for _, p in words]
+        chunks = top_k(adjusted, lm_head, int(variant.k), variant.weighting, candidates)
+    else:
+        chunks = top_k(adjusted, lm_head, int(variant.k), variant.weighting)
+    return (*weighted_vectors([vocab.merge(i, w) for i, w in zip(chunks.ids, chunks.weights)]), entry)
 
 
 def main(argv: list[str] | None = None) -> int:

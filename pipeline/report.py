@@ -130,9 +130,11 @@ def leaderboard(results: dict) -> str:
     return "\n".join(head + table + notes) + "\n"
 
 
-def write_reports(results: dict, folder: Path) -> None:
-    write_json(folder / "metrics.json", results)
+def write_reports(results: dict, folder: Path, engine_suffix: str = "") -> None:
+    """metrics.json and leaderboard.md; another engine's evaluation (`@qdrant`) writes its own pair beside them."""
+    metrics, board = folder / f"metrics{engine_suffix}.json", folder / f"leaderboard{engine_suffix}.md"
+    write_json(metrics, results)
     text = leaderboard(results)
-    write_text(folder / "leaderboard.md", text)
+    write_text(board, text)
     print(text)
-    print(f"metrics: {folder / 'metrics.json'}\nleaderboard: {folder / 'leaderboard.md'}")
+    print(f"metrics: {metrics}\nleaderboard: {board}")

@@ -14,7 +14,7 @@ import numpy as np
 from encoders.documents import BM25_B, BM25_K1
 from encoders.queries import l2_normalise
 from common.errors import InputError
-from pipeline.jvm import autoclass, lean_available, start_jvm
+from common.jvm import autoclass, lean_available, start_jvm
 from pipeline.runs import Run
 from pipeline.settings import DEPTH
 

@@ -92,4 +92,11 @@ EXPERIMENTS = (
     Experiment("paper-faithful", PAPER_FAITHFUL, (("tokens", "count"), ("aligned", "count"))),
     Experiment("control uniform", {"source": "own", "weighting": "uniform"}, (("tokens", "idf"),)),
     Experiment("control bm25tf", {"source": "own", "weighting": "bm25tf"}, (("tokens", "idf"),)),
+    # terms=words: Lucene's analyzed words (encoders/words.py). The control is BM25 itself in impact form (the check
+    # that the mapping is right); the hybrid adds the embedding's aligned logits of each word's pieces.
+    Experiment("words control bm25tf", {"source": "own", "weighting": "bm25tf", "terms": "words"}, (("tokens", "idf"),),
+               full_only=False),
+    Experiment("words hybrid", {"source": "hybrid", "weighting": "bm25tf", "terms": "words"},
+               (("tokens", "idf"), ("aligned", "idf")), full_only=False),
+    Experiment("words paper-faithful", {**PAPER_FAITHFUL, "normalize": "on", "terms": "words"}, (("aligned", "count"),)),
 )

@@ -212,7 +212,7 @@ def same_scores(exact: list[list[tuple[str, float]]], other: list[list[tuple[str
 
 def anserini_search(index_dir: Path):
     """Anserini's SimpleImpactSearcher through pyjnius, as the pipeline searched before the lean path (the baseline)."""
-    from pipeline.jvm import autoclass
+    from common.jvm import autoclass
 
     searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(index_dir))
     JHashMap, JInt = autoclass("java.util.HashMap"), autoclass("java.lang.Integer")

@@ -23,6 +23,7 @@ from encoders.presets import Preset, resolve_preset
 from encoders.queries import AlignedQueryEncoder, TokenQueryEncoder
 from encoders.splade import SpladeEncoder
 from encoders.vocab import Vocabulary
+from encoders.words import WordVocabulary
 from pipeline import cli
 from pipeline.artifacts import manifest, read_json, write_json
 from pipeline.datasets import Dataset
@@ -30,6 +31,12 @@ from pipeline.shards import load_shards
 from pipeline.retrieval import BM25Index, DenseIndex, QdrantIndex, impact_search
 from pipeline.runs import SELF_EXCLUDED, Run, exclude_own_ids, sparse_run_name, write_trec
 from pipeline.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
+
+
+def run_inputs(dataset: Dataset, built: Path) -> dict:
+    """What a run is made from: the corpus and queries (fingerprint, split) and the stamp of the index manifest it
+    searched. A run file is reused only when all of it matches (pipeline/evaluate.py)."""
+    return {**dataset.fingerprint, "index_written": read_json(built).get("written") if built.is_file() else None}
 
 
 def _save_run(data: DataSettings, name: str, run: Run, info: dict) -> Path:
@@ -66,8 +73,11 @@ def collection_preset(info: dict) -> Preset:
 def token_encoder(folder: Path, info: dict, qweight: str) -> TokenQueryEncoder:
     tokenizer = load_tokenizer(collection_preset(info).source)  # no weights: this mode runs no forward pass
     table = read_json(folder / "lucene" / "df.json")
-    return TokenQueryEncoder(Vocabulary(tokenizer, info["settings"]["normalize"] == "on"), qweight,
-                             table["df"], table["documents"])
+    if info["settings"].get("terms") == "words":  # the query's analyzed words, as BM25 reads a query
+        vocab = WordVocabulary(tokenizer)
+    else:
+        vocab = Vocabulary(tokenizer, info["settings"]["normalize"] == "on")
+    return TokenQueryEncoder(vocab, qweight, table["df"], table["documents"])
 
 
 def query_encoder(model: ModelSettings, query: QuerySettings, folder: Path, info: dict):
@@ -139,6 +149,7 @@ def run_sparse(dataset: Dataset, data: DataSettings, model: ModelSettings, varia
         "kind": kind, "model": info["model"], "variant": folder.name, "query_mode": query.query, "qweight": query.qweight,
         "m": query.m if query.query == "aligned" else None, "k": info["settings"].get("k"), "index": str(folder / "lucene"),
         "llm_forward_per_query": query.query == "aligned" or source == "splade",
+        "inputs": run_inputs(dataset, folder / "lucene.manifest.json"),
         "timings": {"encode_seconds": round(encoded - started, 2), "search_seconds": round(time.time() - encoded, 2)}})
 
 
@@ -153,6 +164,7 @@ def run_dense(dataset: Dataset, data: DataSettings, model: ModelSettings) -> Pat
     return _save_run(data, f"{model.name}.dense", run, {
         "kind": "dense", "model": model.name, "variant": "faiss-flat-ip", "query_mode": "embedding",
         "llm_forward_per_query": True, "index_bytes": int(embeddings.nbytes),
+        "inputs": run_inputs(dataset, model.embeddings_dir(data) / "manifest.json"),
         "timings": {"encode_seconds": round(encoded - started, 2), "search_seconds": round(time.time() - encoded, 2)}})
 
 
@@ -164,7 +176,8 @@ def run_bm25(dataset: Dataset, data: DataSettings, search: SearchSettings) -> Pa
     run = BM25Index(lucene).search(dataset.queries, threads=search.threads)
     return _save_run(data, "bm25", run, {"kind": "bm25", "model": "bm25", "variant": "flat k1=0.9 b=0.4",
                                          "query_mode": "bag of words", "llm_forward_per_query": False,
-                                         "index": str(lucene), "timings": {"search_seconds": round(time.time() - started, 2)}})
+                                         "index": str(lucene), "inputs": run_inputs(dataset, lucene.parent / "manifest.json"),
+                                         "timings": {"search_seconds": round(time.time() - started, 2)}})
 
 
 def explain(dataset: Dataset, data: DataSettings, model: ModelSettings, variant: Variant, query: QuerySettings,

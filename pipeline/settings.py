@@ -20,7 +20,9 @@ ALIGNED_M = 32  # aligned tokens added per query in query=aligned
 DEFAULT_K = 1024
 # The default variant: chosen on scifact's train split by `make sweep` (runs/scifact/sweep.md): the hybrid won among the
 # LLM variants (train nDCG@10 0.6250; the best top-K aligned variant, K=1024, 0.5775).
-DEFAULTS = {"source": "hybrid", "k": DEFAULT_K, "weighting": None, "normalize": "on", "vocab": "text", "pc1": "remove"}
+DEFAULTS = {"source": "hybrid", "k": DEFAULT_K, "weighting": None, "normalize": "on", "vocab": "text", "pc1": "remove",
+            "terms": "tokens"}
+TERMS = ("tokens", "words")  # index terms: the tokenizer's (normalised) tokens, or Lucene-analyzed words
 DEFAULT_WEIGHTING = {"aligned": "log", "own": "bm25tf", "hybrid": "bm25tf"}
 CONTROL_WEIGHTINGS = ("uniform", "bm25tf")
 
@@ -35,9 +37,12 @@ class DataSettings:
     data_dir: str | None = None
     beir_dir: str | None = None
 
+    def __post_init__(self) -> None:
+        layout.check_dataset_name(self.name)
+
     @property
     def key(self) -> str:
-        return layout.dataset_key(self.name, self.limit)
+        return layout.dataset_key(self.name, self.limit, self.split)
 
     @property
     def run_dir(self):
@@ -95,6 +100,7 @@ class Variant:
     normalize: str = "on"
     vocab: str = "text"
     pc1: str = "remove"
+    terms: str = "tokens"  # or "words": Lucene's analyzed words (encoders/words.py)
 
     @classmethod
     def build(cls, preset: Preset, **given) -> "Variant":
@@ -110,7 +116,7 @@ class Variant:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Variant":
-        return cls(**{key: values[key] for key in DEFAULTS})
+        return cls(**{key: values.get(key, DEFAULTS[key]) for key in DEFAULTS})
 
     @classmethod
     def experiment(cls, preset: Preset, levers: dict) -> "Variant":
@@ -122,7 +128,7 @@ class Variant:
 
     @property
     def name(self) -> str:
-        norm = "norm" if self.normalize == "on" else "raw"
+        norm = "words" if self.terms == "words" else "norm" if self.normalize == "on" else "raw"
         pc1 = str(self.pc1).replace("-", "m")
         if self.source == "splade":
             return f"splade-{norm}"
@@ -141,6 +147,10 @@ class Variant:
         allowed = {"aligned": WEIGHTINGS, "own": CONTROL_WEIGHTINGS, "hybrid": ("bm25tf",)}[self.source]
         if self.weighting not in allowed:
             raise InputError(f"weighting={self.weighting} is not for source={self.source}: choose {', '.join(allowed)}")
+        if self.terms not in TERMS:
+            raise InputError(f"terms={self.terms}: choose {' or '.join(TERMS)}")
+        if self.terms == "words" and self.normalize != "on":
+            raise InputError("terms=words are always normalised (Lucene's analyzer): leave normalize at on")
         if self.normalize not in ("on", "off") or self.vocab not in ("all", "text"):
             raise InputError(f"normalize={self.normalize} vocab={self.vocab}: use normalize=on|off, vocab=all|text")
         if int(self.k) <= 0:

@@ -15,7 +15,7 @@ import sys
 from common import layout
 from pipeline.artifacts import read_json
 from pipeline.datasets import load_dataset
-from pipeline.jvm import autoclass
+from common.jvm import autoclass
 from pipeline.retrieval import BM25Index, ImpactIndex
 from pipeline.search import token_encoder
 

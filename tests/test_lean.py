@@ -10,7 +10,7 @@ from tests.conftest import slice_data, slice_model, variant
 def test_impact_hits_and_scores_are_anserinis(embeddings):
     from pipeline.datasets import load_dataset
     from pipeline.index import index_variant
-    from pipeline.jvm import autoclass
+    from common.jvm import autoclass
     from pipeline.retrieval import ImpactIndex
     from pipeline.search import token_encoder
 
@@ -48,7 +48,7 @@ def _raw_tie(hits: list[tuple[str, float]], k: int) -> bool:
 def test_bm25_hits_and_scores_are_lucenesearchers(sliced):
     from pipeline.datasets import load_dataset
     from pipeline.index import bm25_index
-    from pipeline.jvm import start_jvm
+    from common.jvm import start_jvm
     from pipeline.retrieval import BM25Index
 
     start_jvm()

@@ -82,7 +82,7 @@ def _segv_handler_library() -> bytes | None:
 
 def test_ray_leaves_the_jvm_signal_handlers_in_place(single, tmp_path, monkeypatch):
     """Ray in a process that holds a JVM must not take over SIGSEGV: the JVM raises it on purpose (null checks)."""
-    from pipeline.jvm import start_jvm
+    from common.jvm import start_jvm
 
     start_jvm()
     assert b"libjvm" in (_segv_handler_library() or b"")

@@ -15,8 +15,10 @@ SMOLLM2 = PRESETS["smollm2"]
 
 def test_default_variant_and_its_folder_name():
     assert Variant.build(SMOLLM2).as_dict() == {"source": "hybrid", "k": 1024, "weighting": "bm25tf", "normalize": "on",
-                                                 "vocab": "text", "pc1": "remove"}
+                                                 "vocab": "text", "pc1": "remove", "terms": "tokens"}
     assert Variant.build(SMOLLM2).name == "hybrid-bm25tf-norm-pc1remove"
+    assert Variant.build(SMOLLM2, terms="words").name == "hybrid-bm25tf-words-pc1remove"
+    assert Variant.build(SMOLLM2, source="own", terms="words").name == "own-bm25tf-words"
     assert Variant.build(SMOLLM2, source="aligned").name == "k1024-log-norm-text-pc1remove"
     assert Variant.build(SMOLLM2, source="aligned", pc1="-0.5", normalize="off").name == "k1024-log-raw-text-pc1m0.5"
     assert Variant.build(SMOLLM2, source="own", weighting="uniform").name == "own-uniform-norm"
@@ -54,7 +56,7 @@ def test_run_names_and_paths(monkeypatch, tmp_path):
     monkeypatch.setenv("KEYTOKENS_INDEXES", str(tmp_path / "i"))
     data = DataSettings("scifact", limit=50)
     assert data.key == "scifact-limit50" and data.run_dir == tmp_path / "r" / "scifact-limit50"
-    assert data.with_split("train").run_dir == tmp_path / "r" / "scifact-limit50" / "train"
+    assert data.with_split("train").run_dir == tmp_path / "r" / "scifact-limit50-train" / "train"  # the train slice differs
     assert layout.variant_dir(data.key, "smollm2", "v") == tmp_path / "i" / "scifact-limit50" / "smollm2" / "v"
 
 
