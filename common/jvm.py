@@ -80,7 +80,20 @@ def start_jvm() -> Path:
             jnius_config.add_classpath(str(java_classes()))
     import pyserini.search.lucene  # noqa: F401  (starts the JVM with the filtered options)
 
+    if not os.environ.get("KEYTOKENS_VERBOSE"):
+        _quiet_info_logs()
     return java_home
+
+
+def _quiet_info_logs() -> None:
+    """Anserini's indexer logs about 25 INFO lines per index, which bury progress bars and the key figure: keep its
+    warnings and errors only (`make ... verbose=1`, i.e. KEYTOKENS_VERBOSE=1, keeps everything)."""
+    from jnius import autoclass as _autoclass
+
+    level = _autoclass("org.apache.logging.log4j.Level")
+    configurator = _autoclass("org.apache.logging.log4j.core.config.Configurator")
+    configurator.setRootLevel(level.WARN)
+    configurator.setAllLevels("io.anserini", level.WARN)
 
 
 def autoclass(name: str):

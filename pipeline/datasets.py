@@ -193,6 +193,16 @@ def _ir_datasets_id(name: str, split: str) -> str:
         f"'beir/{name}/{split}'; pass data_dir=<folder with corpus.jsonl> or a BEIR name such as scifact")
 
 
+def _drop_empty_downloads(ds_id: str) -> None:
+    """A failed download leaves 0-byte files in ir_datasets' cache that a later run would take as the data."""
+    home = Path(os.environ.get("IR_DATASETS_HOME") or Path.home() / ".ir_datasets")
+    folder = home.joinpath(*ds_id.split("/")[:2])  # beir/<name>: where its download lands
+    if folder.is_dir():
+        for path in folder.rglob("*"):
+            if path.is_file() and path.stat().st_size == 0:
+                path.unlink()
+
+
 def load_ir_datasets(name: str, split: str) -> Dataset:
     """Load through ir_datasets; its cache (IR_DATASETS_HOME) may be seeded offline with `seed_ir_datasets_cache`."""
     import ir_datasets
@@ -212,6 +222,7 @@ def load_ir_datasets(name: str, split: str) -> Dataset:
     except InputError:
         raise
     except Exception as exc:  # ir_datasets raises plain exceptions when it cannot download
+        _drop_empty_downloads(ds_id)
         raise InputError(f"ir_datasets could not provide {ds_id} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                          f"without network, pass data_dir=<BEIR folder> or BEIR_DIR, or seed its cache "
                          f"(python -m pipeline.datasets --seed-ir-datasets <BEIR folder>)") from None

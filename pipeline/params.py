@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from common.errors import InputError
 
 # Parameters of the environment rather than of a stage: accepted by every target, passed on as environment.
-ENVIRONMENT = ("BEIR_DIR", "IR_DATASETS_HOME", "PYTHON")
+ENVIRONMENT = ("BEIR_DIR", "IR_DATASETS_HOME", "PYTHON", "verbose")
+VERBOSE_ENV = "KEYTOKENS_VERBOSE"  # verbose=1: the JVM's INFO lines too (common/jvm.py)
 
 
 @dataclass(frozen=True)
@@ -235,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     env = dict(os.environ)
-    for name in ENVIRONMENT:
+    for name in ("BEIR_DIR", "IR_DATASETS_HOME"):
         if name in given:
-            env[name] = os.path.abspath(given[name]) if name.endswith("_DIR") or name.endswith("_HOME") else given[name]
+            env[name] = os.path.abspath(given[name])
+    if given.get("verbose", "0").lower() in ("1", "yes", "true", "on"):
+        env[VERBOSE_ENV] = "1"
     for command in planned:
         print("+ " + " ".join(command[1:]), flush=True)
         code = subprocess.call(command, env=env)

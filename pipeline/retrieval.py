@@ -97,8 +97,12 @@ class QdrantIndex:
         if not pairs:
             return []
         vector = SparseVector(indices=[i for i, _ in pairs], values=[w for _, w in pairs])
-        hits = self.shard.query(QueryRequest(limit=k, query=Query.Nearest(vector, using="tok")))
-        return [(self.doc_ids[int(p.id)], float(p.score)) for p in sorted(hits, key=lambda p: (-p.score, int(p.id)))]
+        # Ties ordered as Lucene orders them (score, then the external id's UTF-8 bytes), so both engines give the
+        # same ranking, not only the same metrics; twice the depth is fetched so ties at the cut are rarely cut apart.
+        hits = self.shard.query(QueryRequest(limit=2 * k, query=Query.Nearest(vector, using="tok")))
+        ranked = sorted(((self.doc_ids[int(p.id)], float(p.score)) for p in hits),
+                        key=lambda hit: (-hit[1], hit[0].encode("utf-8")))
+        return ranked[:k]
 
     def search(self, queries: dict[str, dict[str, int]], k: int = DEPTH, threads: int = 1) -> Run:
         return {qid: self.search_one(terms, k) for qid, terms in queries.items()}

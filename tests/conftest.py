@@ -8,11 +8,18 @@ The fast tier (tests/unit, `make test-fast`) needs none of it: no JVM, no model 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from pipeline.settings import DataSettings, ModelSettings, Variant
+
+# Hypothesis' default 200 ms deadline fails on a loaded 2-core machine with no bug in sight; a per-example deadline
+# of 10 s still catches a hang or a quadratic blow-up (tests that index per example set their own, longer one).
+hypothesis_settings.register_profile("keytokens", deadline=timedelta(seconds=10))
+hypothesis_settings.load_profile("keytokens")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_BEIR = REPO.parent / "shared" / "data" / "beir"

@@ -14,7 +14,7 @@ def test_bench_report_is_well_formed(evaluated, isolated_outputs):
     query = data["query_path"]
     for system in ("a sparse tokens", "b sparse aligned", "c dense", "d bm25", "e splade"):
         for part in query[system].values():
-            assert 0 < part["p50_ms"] <= part["p95_ms"], system
+            assert part["p50_ms"] > 0 and part["mean_ms"] > 0, system
     assert set(query["ratios"]) == {"dense / sparse tokens (mean end-to-end)", "dense / sparse aligned", "sparse tokens / bm25",
                                     "dense / sparse tokens (p50 end-to-end)"}
     for system in ("a sparse tokens", "d bm25"):  # the lean path at both depths, its time split into Java and Python
@@ -31,7 +31,8 @@ def test_bench_report_is_well_formed(evaluated, isolated_outputs):
     assert data["footprint"]["faiss flat float32"]["bytes"] == 50 * 576 * 4
     paths = data["cpu_paths"]["encode"]["paths"]
     assert set(paths) == {"float32", "bfloat16", "int8 dynamic", "float32, 1 thread"}
-    assert paths["float32"]["speed_vs_float32"] == 1.0 and paths["float32"]["cosine_min"] >= 0.9999
+    # bf16 weights change the embeddings a little, never a lot; one thread changes only the summation order
+    assert 0.9 < paths["bfloat16"]["cosine_min"] < 0.99999 and paths["float32, 1 thread"]["cosine_min"] > 0.9999
     assert all(p["docs_per_second"] > 0 and -1 <= p["cosine_min"] <= 1 for p in paths.values())
     assert set(data["cpu_paths"]["train_step"]["seconds_per_step"]) == {"float32", "bfloat16 autocast"}
     assert "smollm2/hybrid-bm25tf-norm-pc1remove" in data["footprint"] and data["peak_rss_mb"] > 0

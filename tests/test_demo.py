@@ -15,17 +15,18 @@ DATA = DataSettings("scifact", "test")
 TINY = TrainSettings.for_model(BACKBONE, batch_size=4, query_max_length=16, doc_max_length=32)
 
 
-def _tiny_run(steps: int) -> TrainRun:
-    return TrainRun(steps, "demo-tiny", save_every=1, eval_every=0)
+def _tiny_run(steps: int, name: str = "demo-tiny") -> TrainRun:
+    return TrainRun(steps, name, save_every=1, eval_every=0)
 
 
 def test_absent_model_is_trained_and_a_ready_one_reused(isolated_outputs):
-    assert model_state("demo-tiny", TINY, 1) == "absent"
-    assert ensure_trained(DATA, BACKBONE, TINY, _tiny_run(1)).action == "trained (absent)"
-    weights = layout.trained_model_dir("demo-tiny") / "model" / "model.safetensors"
+    name = "demo-absent"  # a name no other test trains, so "absent" holds in any test order
+    assert model_state(name, TINY, 1) == "absent"
+    assert ensure_trained(DATA, BACKBONE, TINY, _tiny_run(1, name)).action == "trained (absent)"
+    weights = layout.trained_model_dir(name) / "model" / "model.safetensors"
     written = weights.stat().st_mtime_ns
-    assert model_state("demo-tiny", TINY, 1) == "ready"
-    assert ensure_trained(DATA, BACKBONE, TINY, _tiny_run(1)).action == "reused"
+    assert model_state(name, TINY, 1) == "ready"
+    assert ensure_trained(DATA, BACKBONE, TINY, _tiny_run(1, name)).action == "reused"
     assert weights.stat().st_mtime_ns == written  # reused: not retrained, not rewritten
 
 

@@ -67,7 +67,14 @@ def test_project_twice_gives_same_bytes_and_another_k_reuses_embeddings(embeddin
     assert {p: p.stat().st_mtime_ns for p in embeddings.glob("part-*")} == stamp
 
 
-def test_resume_after_interruption_is_byte_identical(embeddings, sliced):
+def test_resume_after_interruption_is_byte_identical(embeddings, sliced, tmp_path, monkeypatch):
+    """On a copy of the shared embeddings (other tests keep theirs untouched, whatever the order)."""
+    import shutil
+
+    monkeypatch.setenv("KEYTOKENS_INDEXES", str(tmp_path / "indexes"))
+    copy = slice_model().embeddings_dir(slice_data())
+    shutil.copytree(embeddings, copy, ignore=shutil.ignore_patterns(".lock*"))
+    embeddings = copy
     vectors, meta = shard_paths(embeddings, 0)
     expected = (vectors.read_bytes(), meta.read_bytes())
     vectors.unlink()  # a killed run: the shard's last file never got renamed into place

@@ -31,7 +31,11 @@ def test_pc1_finds_the_planted_direction():
     assert np.allclose(pc1.adjust(matrix, pc1.shift(u1, 0.5)) - matrix, 0.5 * u1, atol=1e-5)
     assert np.allclose(pc1.adjust(matrix, pc1.removal(u1)) @ u1, 0, atol=1e-4)
     entry = pc1.estimate(matrix, "auto", lambda adjusted, rows: -abs(float((adjusted @ u1).mean()) - 1.0))
-    assert entry["auto"]["chosen_multiple_of_mean_coefficient"] in pc1.LAMBDA_GRID
+    # The score peaks where the sample's mean PC1 coordinate is 1.0: the choice must be the grid point nearest to it.
+    rows = matrix[:pc1.AUTO_SAMPLE]
+    wanted = min(pc1.LAMBDA_GRID, key=lambda t: abs(float((rows @ u1).mean()) + t * entry["mean_coefficient"] - 1.0))
+    assert entry["auto"]["chosen_multiple_of_mean_coefficient"] == float(wanted)
+    assert entry["lambda"] == float(wanted) * entry["mean_coefficient"]
     assert pc1.estimate(matrix, "off") is None
 
 
