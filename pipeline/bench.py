@@ -124,6 +124,10 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
         search_s, _ = lucene_search(splade_searcher, encoded_s, 1000)
         result["e splade"] = {"encode": latency_stats(enc_s), "search": latency_stats(search_s), "total": latency_stats(list(np.add(enc_s, search_s)))}
 
+    words = word_index_row(data, model, texts)
+    if words:
+        result["f sparse words"] = words
+
     qids = list(dataset.queries)
     start = time.perf_counter()
     searcher.search(dict(zip(qids, encoded)), threads=cli.THREADS)
@@ -134,7 +138,35 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
                         "dense / sparse aligned": round(dense_total / result["b sparse aligned"]["total"]["mean_ms"], 2),
                         "sparse tokens / bm25": round(result["a sparse tokens"]["total"]["mean_ms"] / result["d bm25"]["total"]["mean_ms"], 2),
                         "dense / sparse tokens (p50 end-to-end)": round(result["c dense"]["total"]["p50_ms"] / result["a sparse tokens"]["total"]["p50_ms"], 1)}
+    if words:
+        result["ratios"]["sparse words / bm25 (p50 k=1000)"] = round(
+            words["search k=1000"]["p50_ms"] / result["d bm25"]["search k=1000"]["p50_ms"], 2)
+        result["ratios"]["sparse words / bm25 (p50 k=10)"] = round(
+            words["search k=10"]["p50_ms"] / result["d bm25"]["search k=10"]["p50_ms"], 2)
+    result["postings"] = {"sparse tokens per query": round(float(np.mean([len(q) for q in encoded])), 1),
+                          "sparse tokens per document": info.get("counts", {}).get("avg_terms_per_document"),
+                          **(words.pop("postings") if words else {})}
     return result
+
+
+def word_index_row(data: DataSettings, model: ModelSettings, texts: list[str]) -> dict | None:
+    """The word hybrid's no-LLM query path (analyzed query words, idf), when `make eval` has built its index: the
+    same timings as the sub-word row, and the postings per query and per document of both term kinds."""
+    from pipeline.runs import EXPERIMENTS
+
+    levers = next(e.levers for e in EXPERIMENTS if e.name == "words hybrid")
+    folder = Variant.experiment(model.preset, levers).dir(data, model)
+    if not (folder / "lucene" / "df.json").exists():
+        return None
+    info = read_json(folder / "manifest.json")
+    encoder = token_encoder(folder, info, "idf")
+    encoded, enc_t = timed(encoder.encode, texts)
+    searcher = ImpactIndex(folder / "lucene")
+    search_t, parts = lucene_search(searcher, encoded, 1000)
+    _, parts10 = lucene_search(searcher, encoded, 10)
+    return {"encode": latency_stats(enc_t), **parts, **parts10, "total": latency_stats(list(np.add(enc_t, search_t))),
+            "postings": {"sparse words per query": round(float(np.mean([len(q) for q in encoded])), 1),
+                         "sparse words per document": info.get("counts", {}).get("avg_terms_per_document")}}
 
 
 def doc_path(dataset, preset, loaded, info: dict, n: int = 64) -> dict:
@@ -244,11 +276,12 @@ def report(results: dict) -> str:
     lines = [f"# Bench: {results['dataset']}, {results['model']} ({results['queries']} queries, {results['documents']} documents)", ""]
     lines += [f"## Query path (one thread, per query; searches after {SEARCH_WARMUP_PASSES} warm passes over the queries, LLM forwards after {WARMUP} calls)", "", "| system | part | p50 ms | p95 ms | mean ms |", "|---|---|---|---|---|"]
     for system, parts in results["query_path"].items():
-        if system in ("ratios", "batch all threads"):
+        if system in ("ratios", "batch all threads", "postings"):
             continue
         for part, s in parts.items():
             lines.append(f"| {system} | {part} | {s['p50_ms']} | {s['p95_ms']} | {s['mean_ms']} |")
-    lines += ["", f"Ratios: {results['query_path']['ratios']}", f"Batch: {results['query_path']['batch all threads']}", ""]
+    lines += ["", f"Ratios: {results['query_path']['ratios']}", f"Batch: {results['query_path']['batch all threads']}",
+              f"Postings: {results['query_path']['postings']}", ""]
     if "doc_path" not in results:  # --only query
         return "\n".join(lines) + "\n"
     doc = results["doc_path"]

@@ -12,11 +12,16 @@ def test_bench_report_is_well_formed(evaluated, isolated_outputs):
     main(["--dataset", "scifact", "--limit", str(SLICE), "--device", "cpu"])
     data = json.loads((isolated_outputs / "runs" / "bench" / f"scifact-limit{SLICE}.json").read_text())
     query = data["query_path"]
-    for system in ("a sparse tokens", "b sparse aligned", "c dense", "d bm25", "e splade"):
+    for system in ("a sparse tokens", "b sparse aligned", "c dense", "d bm25", "e splade", "f sparse words"):
         for part in query[system].values():
             assert part["p50_ms"] > 0 and part["mean_ms"] > 0, system
     assert set(query["ratios"]) == {"dense / sparse tokens (mean end-to-end)", "dense / sparse aligned", "sparse tokens / bm25",
-                                    "dense / sparse tokens (p50 end-to-end)"}
+                                    "dense / sparse tokens (p50 end-to-end)", "sparse words / bm25 (p50 k=1000)",
+                                    "sparse words / bm25 (p50 k=10)"}
+    # the evaluated slice has the word hybrid's index: its words are fewer than the sub-word terms, per query and doc
+    postings = query["postings"]
+    assert postings["sparse words per query"] < postings["sparse tokens per query"]
+    assert postings["sparse words per document"] < postings["sparse tokens per document"]
     for system in ("a sparse tokens", "d bm25"):  # the lean path at both depths, its time split into Java and Python
         for k in (10, 1000):
             parts = query[system]
