@@ -86,6 +86,8 @@ def search_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--m", type=int, default=ALIGNED_M, help=f"aligned tokens added per query in --query aligned (default {ALIGNED_M})")
     group.add_argument("--index", default=None, help="explicit variant folder (default: from model and variant options)")
     group.add_argument("--threads", type=int, default=THREADS, help=f"search threads (default {THREADS})")
+    group.add_argument("--keep-identical-ids", action="store_true", help="keep hits whose document id is the query's "
+                       "id (by default they are removed on every dataset, as BEIR's evaluation and Pyserini's 2CR do)")
     group.add_argument("--engine", default="lucene", choices=ENGINES, help="engine of the sparse runs: lucene (default) or "
                        "qdrant (the variant exported to a Qdrant Edge shard first)")
 
@@ -113,4 +115,4 @@ def query_settings(args: argparse.Namespace) -> QuerySettings:
 
 def search_settings(args: argparse.Namespace) -> SearchSettings:
     return SearchSettings(getattr(args, "threads", THREADS), getattr(args, "index", None), getattr(args, "force", False),
-                          getattr(args, "engine", "lucene"))
+                          getattr(args, "engine", "lucene"), getattr(args, "keep_identical_ids", False))

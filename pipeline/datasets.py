@@ -179,10 +179,18 @@ def load_beir_folder(folder: Path, name: str, split: str) -> Dataset:
     return check_usable(dataset, str(folder / "corpus.jsonl"), str(folder / "qrels" / f"{split}.tsv"))
 
 
-def _ir_datasets_id(name: str, split: str) -> str:
+# ir_datasets ids where BEIR's name is not the collection Pyserini and the BEIR paper report on: Touché is v2.
+IR_DATASETS_NAMES = {"webis-touche2020": "webis-touche2020/v2"}
+
+
+def ir_datasets_id(name: str, split: str) -> str:
+    """`beir/<name>/<split>`, or `beir/<name>` for a set with a single split, which is its test split: never taken for
+    train or dev, so test qrels can never stand in for a tuning split."""
     import ir_datasets
 
-    for candidate in (f"beir/{name}/{split}", f"beir/{name}"):
+    name = IR_DATASETS_NAMES.get(name, name)
+    candidates = (f"beir/{name}/{split}", f"beir/{name}") if split == "test" else (f"beir/{name}/{split}",)
+    for candidate in candidates:
         try:
             ir_datasets.registry[candidate]
             return candidate
@@ -207,7 +215,7 @@ def load_ir_datasets(name: str, split: str) -> Dataset:
     """Load through ir_datasets; its cache (IR_DATASETS_HOME) may be seeded offline with `seed_ir_datasets_cache`."""
     import ir_datasets
 
-    ds_id = _ir_datasets_id(name, split)
+    ds_id = ir_datasets_id(name, split)
     ds = ir_datasets.load(ds_id)
     try:
         corpus = {}

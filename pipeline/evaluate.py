@@ -48,7 +48,7 @@ def variant_runs(dataset: Dataset, data: DataSettings, model: ModelSettings, var
     for query, qweight in modes:
         settings = QuerySettings(query, qweight, m)
         path = data.run_dir / f"{sparse_run_name(model.name, variant.name, settings.mode, qweight, search.run_suffix)}.trec"
-        inputs = run_inputs(dataset, variant.dir(data, model) / "lucene.manifest.json")
+        inputs = run_inputs(dataset, variant.dir(data, model) / "lucene.manifest.json", search)
         paths.append(_cached(lambda: run_sparse(dataset, data, model, variant, settings, search), path, search, inputs))
     return paths
 
@@ -64,9 +64,9 @@ def produce_runs(dataset: Dataset, data: DataSettings, model: ModelSettings, lev
     encode_corpus(dataset, data, model)
     bm25 = bm25_index(dataset, data.key, search.threads)
     paths = [_cached(lambda: run_bm25(dataset, data, search), data.run_dir / "bm25.trec", search,
-                     run_inputs(dataset, bm25.parent / "manifest.json")),
-             _cached(lambda: run_dense(dataset, data, model), data.run_dir / f"{model.name}.dense.trec", search,
-                     run_inputs(dataset, model.embeddings_dir(data) / "manifest.json"))]
+                     run_inputs(dataset, bm25.parent / "manifest.json", search)),
+             _cached(lambda: run_dense(dataset, data, model, search), data.run_dir / f"{model.name}.dense.trec", search,
+                     run_inputs(dataset, model.embeddings_dir(data) / "manifest.json", search))]
     default = Variant.build(model.preset, **levers)
     for experiment in EXPERIMENTS:
         if quick and experiment.full_only:
@@ -87,7 +87,7 @@ def splade_run(dataset: Dataset, data: DataSettings, model: ModelSettings, lever
     index_variant(data, splade, variant, search.threads)
     return _cached(lambda: run_sparse(dataset, data, splade, variant, QuerySettings(), search),
                    data.run_dir / f"{sparse_run_name(SPLADE_MODEL, variant.name, engine_suffix=search.run_suffix)}.trec",
-                   search, run_inputs(dataset, variant.dir(data, splade) / "lucene.manifest.json"))
+                   search, run_inputs(dataset, variant.dir(data, splade) / "lucene.manifest.json", search))
 
 
 def fusion_runs(data: DataSettings, model: ModelSettings, sparse: str, test_paths: list[Path],
@@ -189,8 +189,10 @@ def evaluate(data: DataSettings, model: ModelSettings, levers: dict, m: int, sea
         train_data = data.with_split("train")
         try:
             train_dataset = train_data.load()
-        except InputError as exc:  # a dataset without a train split still gets RRF fusion
-            print(f"note: no train split to tune fusion weights on ({exc}); wsum fusion skipped")
+        except InputError as exc:  # a dataset without a train split still gets RRF fusion; test is never tuned on
+            note = f"no train split to tune fusion weights on, so no weighted fusion (never tuned on test): {exc}"
+            print(f"note: {note}")
+            dataset.notes.append(note)
         else:
             train_paths = produce_runs(train_dataset, train_data, model, levers, m, search, quick=True)
             train_qrels = train_dataset.qrels

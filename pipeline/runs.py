@@ -34,9 +34,10 @@ def read_trec(path: Path) -> dict[str, dict[str, float]]:
     return run
 
 
-# BEIR's evaluation drops a hit whose document id is the query's own id (EvaluateRetrieval's ignore_identical_ids);
-# only these datasets share ids between queries and documents (arguana's arguments, quora's questions).
-SELF_EXCLUDED = ("arguana", "quora")
+# BEIR's evaluation drops a hit whose document id is the query's own id (EvaluateRetrieval's ignore_identical_ids,
+# True by default, on every dataset), as every Pyserini 2CR command does (`--remove-query`): so do we, unless
+# `--keep-identical-ids` asks otherwise (SearchSettings.keep_identical_ids).
+IDENTICAL_IDS_RULE = "hits whose id is the query's id removed (BEIR ignore_identical_ids, Pyserini --remove-query)"
 
 
 def exclude_own_ids(run: Run) -> Run:

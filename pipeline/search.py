@@ -29,19 +29,20 @@ from pipeline.artifacts import manifest, read_json, write_json
 from pipeline.datasets import Dataset
 from pipeline.shards import load_shards
 from pipeline.retrieval import BM25Index, DenseIndex, QdrantIndex, impact_search
-from pipeline.runs import SELF_EXCLUDED, Run, exclude_own_ids, sparse_run_name, write_trec
+from pipeline.runs import IDENTICAL_IDS_RULE, Run, exclude_own_ids, sparse_run_name, write_trec
 from pipeline.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
 
 
-def run_inputs(dataset: Dataset, built: Path) -> dict:
-    """What a run is made from: the corpus and queries (fingerprint, split) and the stamp of the index manifest it
-    searched. A run file is reused only when all of it matches (pipeline/evaluate.py)."""
-    return {**dataset.fingerprint, "index_written": read_json(built).get("written") if built.is_file() else None}
+def run_inputs(dataset: Dataset, built: Path, search: SearchSettings) -> dict:
+    """What a run is made from: the corpus and queries (fingerprint, split), the stamp of the index manifest it
+    searched and the identical-ids rule. A run file is reused only when all of it matches (pipeline/evaluate.py)."""
+    return {**dataset.fingerprint, "index_written": read_json(built).get("written") if built.is_file() else None,
+            "identical_ids_kept": search.keep_identical_ids}
 
 
-def _save_run(data: DataSettings, name: str, run: Run, info: dict) -> Path:
-    if data.name in SELF_EXCLUDED:
-        run, info = exclude_own_ids(run), {**info, "own_ids_excluded": "BEIR rule for arguana and quora"}
+def _save_run(data: DataSettings, name: str, run: Run, info: dict, search: SearchSettings) -> Path:
+    if not search.keep_identical_ids:
+        run, info = exclude_own_ids(run), {**info, "own_ids_excluded": IDENTICAL_IDS_RULE}
     path = data.run_dir / f"{name}.trec"
     write_trec(path, run, name)
     write_json(path.with_suffix(".json"), manifest("search", name=name, queries=len(run), split=data.split, **info))
@@ -149,11 +150,12 @@ def run_sparse(dataset: Dataset, data: DataSettings, model: ModelSettings, varia
         "kind": kind, "model": info["model"], "variant": folder.name, "query_mode": query.query, "qweight": query.qweight,
         "m": query.m if query.query == "aligned" else None, "k": info["settings"].get("k"), "index": str(folder / "lucene"),
         "llm_forward_per_query": query.query == "aligned" or source == "splade",
-        "inputs": run_inputs(dataset, folder / "lucene.manifest.json"),
-        "timings": {"encode_seconds": round(encoded - started, 2), "search_seconds": round(time.time() - encoded, 2)}})
+        "inputs": run_inputs(dataset, folder / "lucene.manifest.json", search),
+        "timings": {"encode_seconds": round(encoded - started, 2), "search_seconds": round(time.time() - encoded, 2)}},
+        search)
 
 
-def run_dense(dataset: Dataset, data: DataSettings, model: ModelSettings) -> Path:
+def run_dense(dataset: Dataset, data: DataSettings, model: ModelSettings, search: SearchSettings = SearchSettings()) -> Path:
     doc_ids, embeddings, _ = load_shards(model.embeddings_dir(data))
     qids = list(dataset.queries)
     started = time.time()
@@ -164,8 +166,9 @@ def run_dense(dataset: Dataset, data: DataSettings, model: ModelSettings) -> Pat
     return _save_run(data, f"{model.name}.dense", run, {
         "kind": "dense", "model": model.name, "variant": "faiss-flat-ip", "query_mode": "embedding",
         "llm_forward_per_query": True, "index_bytes": int(embeddings.nbytes),
-        "inputs": run_inputs(dataset, model.embeddings_dir(data) / "manifest.json"),
-        "timings": {"encode_seconds": round(encoded - started, 2), "search_seconds": round(time.time() - encoded, 2)}})
+        "inputs": run_inputs(dataset, model.embeddings_dir(data) / "manifest.json", search),
+        "timings": {"encode_seconds": round(encoded - started, 2), "search_seconds": round(time.time() - encoded, 2)}},
+        search)
 
 
 def run_bm25(dataset: Dataset, data: DataSettings, search: SearchSettings) -> Path:
@@ -176,8 +179,8 @@ def run_bm25(dataset: Dataset, data: DataSettings, search: SearchSettings) -> Pa
     run = BM25Index(lucene).search(dataset.queries, threads=search.threads)
     return _save_run(data, "bm25", run, {"kind": "bm25", "model": "bm25", "variant": "flat k1=0.9 b=0.4",
                                          "query_mode": "bag of words", "llm_forward_per_query": False,
-                                         "index": str(lucene), "inputs": run_inputs(dataset, lucene.parent / "manifest.json"),
-                                         "timings": {"search_seconds": round(time.time() - started, 2)}})
+                                         "index": str(lucene), "inputs": run_inputs(dataset, lucene.parent / "manifest.json", search),
+                                         "timings": {"search_seconds": round(time.time() - started, 2)}}, search)
 
 
 def explain(dataset: Dataset, data: DataSettings, model: ModelSettings, variant: Variant, query: QuerySettings,
@@ -219,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.kind == "sparse":
         run_sparse(dataset, data, model, cli.variant(args, model), cli.query_settings(args), cli.search_settings(args))
     elif args.kind == "dense":
-        run_dense(dataset, data, model)
+        run_dense(dataset, data, model, cli.search_settings(args))
     else:
         run_bm25(dataset, data, cli.search_settings(args))
     return 0

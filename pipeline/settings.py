@@ -183,6 +183,7 @@ class SearchSettings:
     index: str | None = None
     force: bool = False
     engine: str = "lucene"  # or "qdrant" (pipeline/qdrant.py) for sparse runs
+    keep_identical_ids: bool = False  # BEIR removes hits whose id is the query's id; True keeps them
 
     @property
     def run_suffix(self) -> str:

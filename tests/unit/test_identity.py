@@ -63,3 +63,13 @@ def test_fingerprint_tells_corpora_apart(tmp_path):
     assert one.fingerprint["documents"] == two.fingerprint["documents"]
     assert one.fingerprint["corpus_sha1"] != two.fingerprint["corpus_sha1"]
     assert one.fingerprint["queries_sha1"] == two.fingerprint["queries_sha1"]
+
+
+def test_test_qrels_never_stand_in_for_a_tuning_split():
+    from pipeline.datasets import ir_datasets_id
+
+    assert ir_datasets_id("arguana", "test") == "beir/arguana"  # a single-split set: that split is test
+    with pytest.raises(InputError, match="unknown dataset 'arguana' \\(split 'train'\\)"):
+        ir_datasets_id("arguana", "train")
+    assert ir_datasets_id("scifact", "train") == "beir/scifact/train"
+    assert ir_datasets_id("webis-touche2020", "test") == "beir/webis-touche2020/v2"  # the collection Pyserini reports
