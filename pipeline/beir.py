@@ -17,17 +17,16 @@ exports/: MTEB TaskResult JSONs, 2cr.yaml, ir-metadata YAMLs and annotated runs 
 from __future__ import annotations
 
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from common import layout
 from common.errors import InputError
 from pipeline import cli, exports
 from pipeline.artifacts import manifest, read_json, write_json, write_text
 from pipeline.evaluate import default_sparse_run, evaluate
+from pipeline.published import pyserini_version, two_cr_scores
 from pipeline.settings import DataSettings, ModelSettings, SearchSettings, Variant
 
 BEIR_13 = ("trec-covid", "nfcorpus", "nq", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "quora",
@@ -102,21 +101,17 @@ def write_exports(out: Path, systems: list[str], name: str, data: DataSettings, 
 
 def published_rows(columns: list[str]) -> dict[str, dict[str, float]]:
     """nDCG@10 of Pyserini's BEIR reproduction conditions, read from the 2CR file pyserini installs."""
-    path = Path(metadata.distribution("pyserini").locate_file("pyserini/2cr/beir.yaml"))
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    version = metadata.version("pyserini")
     rows: dict[str, dict[str, float]] = {}
-    for condition in document["conditions"]:
-        by_dataset = {d["dataset"]: d["scores"][0]["nDCG@10"] for d in condition["datasets"]}
+    for condition, by_dataset in two_cr_scores().items():
         row = {}
         for column in columns:
             if column == "cqadupstack":
-                forums = [by_dataset.get(exports.two_cr_name(f)) for f in CQADUPSTACK]
+                forums = [by_dataset.get(exports.two_cr_name(f), {}).get("nDCG@10") for f in CQADUPSTACK]
                 if all(v is not None for v in forums):
                     row[column] = round(float(np.mean(forums)), 4)
             elif column in by_dataset:
-                row[column] = by_dataset[column]
-        rows[f"{condition['name']} (published, Pyserini {version} 2CR)"] = row
+                row[column] = by_dataset[column]["nDCG@10"]
+        rows[f"{condition} (published, Pyserini {pyserini_version()} 2CR)"] = row
     return rows
 
 
