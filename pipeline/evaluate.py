@@ -149,19 +149,22 @@ def evaluate_runs(data: DataSettings, model: ModelSettings, dataset: Dataset, pa
               for r in rows if r["kind"] == "sparse" and dense in by_name}
     controls = [r for r in rows if r["kind"] == "control"]
     best_control = max(controls, key=lambda r: r["metrics"]["ndcg@10"])["name"] if controls else None
-    baselines = [name for name in ("bm25", best_control) if name in by_name]
+    splades = [r for r in rows if r["kind"] == "splade"]
+    splade = max(splades, key=lambda r: r["metrics"]["ndcg@10"])["name"] if splades else None
+    baselines = [name for name in ("bm25", best_control, splade) if name in by_name]
     if baselines:
         kinds = {r["name"]: r["kind"] for r in rows}
         versus = compare(qrels, [ranx_run(p) for p in paths if p.stem in baselines or kinds[p.stem] == "sparse"],
                          ["ndcg@10"], stat_test="student", max_p=0.05, make_comparable=True).to_dict()
         for row in rows:
             if row["kind"] == "sparse":
-                for baseline, field in (("bm25", "p_vs_bm25"), (best_control, "p_vs_best_control")):
+                for baseline, field in (("bm25", "p_vs_bm25"), (best_control, "p_vs_best_control"),
+                                        (splade, "p_vs_splade")):
                     if baseline in baselines:
                         row[field] = round(float(versus[row["name"]]["comparisons"][baseline]["ndcg@10"]), 4)
     return {"dataset": data.key, "model": model.name, "split": dataset.split, "queries": len(dataset.queries),
             "documents": len(dataset.corpus), "runs": rows, "ratios": ratios, "paper_ratio": PAPER_RATIO,
-            "best_control": best_control, "key_run": key_run if key_run in by_name else None,
+            "best_control": best_control, "splade_run": splade, "key_run": key_run if key_run in by_name else None,
             "faithful_run": faithful_run if faithful_run in by_name else None, "versions": versions(), "notes": dataset.notes}
 
 

@@ -76,34 +76,47 @@ def _versus(ndcg: float, other: str, other_ndcg: float, p: float | None, queries
 
 
 def key_figure(results: dict) -> list[str]:
-    """The leaderboard's opening, in words: how much of its own dense quality the embedder's no-LLM sparse run keeps
-    (beside the paper's 0.80), whether it beats BM25 and the LLM-free control, and the paper-faithful expansion."""
+    """The leaderboard's opening, in words, truth first: the no-LLM sparse run (the default variant, chosen on the
+    train split) against BM25, SPLADE-tiny and the LLM-free control (difference, paired t-test p); then its
+    sparse/dense ratio, with what a ratio above 1 means; then the paper's own recipe beside the paper's 0.80."""
     rows = {r["name"]: r for r in results["runs"]}
-    dense_name = f"{results['model']}.dense"
     sparse = [r for r in results["runs"] if r["kind"] == "sparse"]
     key = rows.get(results.get("key_run") or "") or (sparse[0] if sparse else None)
-    if key is None or dense_name not in rows:
+    if key is None:
         return []
-    dense = rows[dense_name]["metrics"]["ndcg@10"]
-    ndcg = key["metrics"]["ndcg@10"]
-    paper = results["paper_ratio"]
-    lines = [f"**{results['model']}: its sparse index, searched with no LLM at query time, reaches "
-             f"{ndcg / max(dense, 1e-9):.2f} times its own dense nDCG@10 ({ndcg:.4f} vs {dense:.4f}); the paper "
-             f"reports {paper:.2f} on average.**"]
+    ndcg, queries = key["metrics"]["ndcg@10"], results["queries"]
     against = []
     if "bm25" in rows:
-        against.append(_versus(ndcg, "BM25", rows["bm25"]["metrics"]["ndcg@10"], key.get("p_vs_bm25"), results["queries"]))
+        against.append(_versus(ndcg, "BM25", rows["bm25"]["metrics"]["ndcg@10"], key.get("p_vs_bm25"), queries))
+    splade = rows.get(results.get("splade_run") or "")
+    if splade:
+        against.append(_versus(ndcg, "SPLADE-tiny", splade["metrics"]["ndcg@10"], key.get("p_vs_splade"), queries))
     control = rows.get(results.get("best_control") or "")
     if control:
-        against.append(_versus(ndcg, "the LLM-free control on the same tokens", control["metrics"]["ndcg@10"],
-                               key.get("p_vs_best_control"), results["queries"]))
-    if against:
-        lines.append(f"That run ({key['name']}) scores " + "; and ".join(against) + ".")
-    faithful = rows.get(results.get("faithful_run") or "")
-    if faithful:
-        value = faithful["metrics"]["ndcg@10"]
-        lines.append(f"The paper's own recipe (top aligned tokens as the document, the query expanded by its aligned "
-                     f"tokens: one LLM forward per query) reaches {value / max(dense, 1e-9):.2f} times dense ({value:.4f}).")
+        against.append(_versus(ndcg, f"the best LLM-free control ({control['name']})", control["metrics"]["ndcg@10"],
+                               key.get("p_vs_best_control"), queries))
+    lines = [f"**The no-LLM sparse run ({key['name']}: the default variant, chosen on the train split; queries are a "
+             f"lookup, no LLM) scores {ndcg:.4f}: " + "; ".join(against) + ".**"]
+    best = max((r for r in sparse if r.get("llm_forward_per_query") is False), key=lambda r: r["metrics"]["ndcg@10"],
+               default=None)
+    if best is not None and best["name"] != key["name"] and best["metrics"]["ndcg@10"] > ndcg:
+        lines.append(f"The best no-LLM sparse run on this test set is {best['name']} ({best['metrics']['ndcg@10']:.4f}); "
+                     f"picked on test, so that figure is optimistic.")
+    dense_name = f"{results['model']}.dense"
+    if dense_name in rows:
+        dense = rows[dense_name]["metrics"]["ndcg@10"]
+        ratio = ndcg / max(dense, 1e-9)
+        said = (f"Against the embedder's own dense run ({dense:.4f}) that is {ratio:.2f} times its nDCG@10")
+        if ratio > 1:
+            said += (": a ratio above 1 means the embedder's dense run is weaker than lexical matching on this set, "
+                     "not that sparse retrieval beats dense retrieval")
+        lines.append(said + ".")
+        faithful = rows.get(results.get("faithful_run") or "")
+        if faithful:
+            value = faithful["metrics"]["ndcg@10"]
+            lines.append(f"The paper's own recipe (top aligned tokens as the document, the query expanded by its "
+                         f"aligned tokens: one LLM forward per query) reaches {value / max(dense, 1e-9):.2f} times "
+                         f"dense ({value:.4f}); the paper reports {results['paper_ratio']:.2f} on average.")
     return lines
 
 

@@ -51,7 +51,7 @@ def test_taste_runs_the_loop_to_the_key_figure(isolated_outputs, tmp_path, monke
     assert summary["model"] == "smollm2-ft-taste" and summary["training"] == "trained (absent)"
     assert set(summary["stage_seconds"]) == {"train", "encode smollm2-ft-taste", "encode splade-tiny",
                                              "eval (indexes, runs, metrics)", "total"}
-    assert summary["key_figure"][0].startswith("**smollm2-ft-taste: its sparse index, searched with no LLM")
+    assert summary["key_figure"][0].startswith("**The no-LLM sparse run (smollm2-ft-taste.")
     leaderboard = (layout.runs_root() / "scifact-limit5" / "leaderboard.md").read_text()
     assert leaderboard.splitlines()[2] == summary["key_figure"][0]
     assert "fine-tuned from smollm2" in leaderboard  # the trained embedder's rows say what it was trained on

@@ -121,7 +121,9 @@ def _interrupted_encode(folder_root: Path, common: list[str], signum: int) -> su
     """Start an encode in a child process and send it `signum` once its first shard is complete on disk."""
     env = {**os.environ, "KEYTOKENS_INDEXES": str(folder_root)}
     child = subprocess.Popen([sys.executable, "-m", "pipeline.encode", *common], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             # a runner started in the background has SIGINT ignored, which children inherit
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = folder_root / "scifact-limit3" / "smollm2" / "embeddings" / "part-00000.npy"
     deadline = time.time() + 600
     while not first.exists() and child.poll() is None and time.time() < deadline:
