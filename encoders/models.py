@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import importlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -104,11 +105,44 @@ def _package_path(source: str) -> Path:
 
 
 def local_source(source: str) -> Path | str:
-    """Where to load `source` from: a local path (file or folder), or the HF id unchanged."""
+    """Where to load `source` from: a local path (file or folder), or the HF id unchanged (after checking that it
+    can be had: in the local HF cache, or from a Hub that resolves)."""
     if source.startswith("pypi:"):
         return _package_path(source)
     path = Path(source).expanduser()
-    return path if path.exists() else source
+    if path.exists():
+        return path
+    _check_hub_source(source)
+    return source
+
+
+@lru_cache(maxsize=1)
+def _hub_host_resolves() -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
+def _check_hub_source(source: str) -> None:
+    """An HF id that is neither in the local HF cache nor reachable is refused at once, instead of a minute of the
+    Hub client's retries (and nothing written meanwhile)."""
+    if os.environ.get("HF_HUB_OFFLINE") or _hub_host_resolves():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(source, "config.json")
+    except ValueError:  # not even shaped like an HF id
+        cached = None
+    if not isinstance(cached, str):
+        raise InputError(f"model {source!r} is not a local path, not in the local Hugging Face cache, and the Hub is "
+                         f"unreachable from here; pass a local folder or .gguf file, or a preset (smollm2, gemma3, ...)")
 
 
 @dataclass

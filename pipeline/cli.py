@@ -27,7 +27,8 @@ def cli_main(main: Callable[[list[str] | None], int | None]) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: completed shards are kept; rerun the same command to resume", file=sys.stderr)
+        print("interrupted: what was complete is kept (encoded shards, finished indexes, written runs; a half-built "
+              "index is removed); rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
 

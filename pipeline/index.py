@@ -54,14 +54,18 @@ def build_lucene(collection: Path, index_dir: Path, impact: bool, threads: int =
             "-index", str(tmp), "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads)]
     args += ["-impact", "-pretokenized"] if impact else ["-storePositions", "-storeDocvectors", "-storeRaw"]
     started = time.time()
-    autoclass("io.anserini.index.IndexCollection").main(args)
-    seconds = time.time() - started
-    found = lucene_doc_count(tmp)
-    if found != expected:
-        raise InputError(f"Lucene index {tmp} holds {found} documents but the collection {collection} has {expected}; "
-                         f"the build is incomplete, rerun `make index`")
-    shutil.rmtree(index_dir, ignore_errors=True)
-    tmp.replace(index_dir)
+    try:
+        autoclass("io.anserini.index.IndexCollection").main(args)
+        seconds = time.time() - started
+        found = lucene_doc_count(tmp)
+        if found != expected:
+            raise InputError(f"Lucene index {tmp} holds {found} documents but the collection {collection} has "
+                             f"{expected}; the build is incomplete, rerun `make index`")
+        shutil.rmtree(index_dir, ignore_errors=True)
+        tmp.replace(index_dir)
+    except BaseException:  # Ctrl-C (the JVM runs with -Xrs, so it reaches Python) or a failure: no half index left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if impact:
         df.pop(EMPTY_TERM, None)
         write_json(index_dir / "df.json", {"documents": expected, "df": dict(sorted(df.items()))})

@@ -96,6 +96,13 @@ def test_bad_parameters_are_refused(embeddings, args, fragment):
     _one_line_error(result, fragment)
 
 
+def test_unreachable_model_is_one_line_and_leaves_no_settings(tmp_path):
+    result = _cli("pipeline.encode", "--dataset", "scifact", "--limit", "1", "--model", "org/not-a-model",
+                  env={"KEYTOKENS_INDEXES": str(tmp_path)})
+    _one_line_error(result, "'org/not-a-model'")
+    assert not list(tmp_path.rglob("settings.json"))
+
+
 def test_model_without_lm_head_is_refused(tmp_path):
     from importlib import metadata
 
@@ -147,7 +154,7 @@ def test_interrupted_encoder_resumes_to_identical_shards(tmp_path, signum):
     if killed.returncode == 0:  # the child finished before the signal landed: nothing to resume
         pytest.skip("the encode finished before the signal arrived")
     if signum == signal.SIGINT:
-        assert killed.returncode == 130 and "interrupted: completed shards are kept" in killed.stderr
+        assert killed.returncode == 130 and "interrupted: what was complete is kept" in killed.stderr
     else:
         assert killed.returncode == -signal.SIGKILL
     done_before = len(list(folder.glob("part-*.npy")))
@@ -160,6 +167,32 @@ def test_interrupted_encoder_resumes_to_identical_shards(tmp_path, signum):
     assert not list(folder.glob("*.tmp"))
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["timings"]["shards_encoded_last_run"] == shards - done_before
+
+
+def test_ctrl_c_during_a_lucene_build_says_so_and_leaves_no_half_index(tmp_path):
+    """SIGINT while Anserini's IndexCollection runs inside the JVM: the stage prints what was kept, exits 130, and
+    neither `<index>.tmp` (with its write.lock) nor a half index is left behind."""
+    collection = tmp_path / "collection"
+    collection.mkdir()
+    with (collection / "part-00000.jsonl").open("w") as handle:  # big enough to be caught mid-build
+        for number in range(300_000):
+            handle.write(json.dumps({"id": f"d{number}", "contents": "",
+                                     "vector": {f"t{number % 5000}": 3, f"u{number % 733}": 2, "all": 1}}) + "\n")
+    index = tmp_path / "lucene"
+    code = ("import sys; from pathlib import Path; from pipeline.cli import cli_main; from pipeline.index import build_lucene; "
+            f"cli_main(lambda argv: build_lucene(Path({str(collection)!r}), Path({str(index)!r}), True) and 0)")
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lock = index.with_name("lucene.tmp") / "write.lock"
+    deadline = time.time() + 300
+    while not lock.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=300)
+    if child.returncode == 0:
+        pytest.skip("the build finished before the signal arrived")
+    assert child.returncode == 130 and "interrupted: what was complete is kept" in err, err[-800:]
+    assert not index.with_name("lucene.tmp").exists() and not index.exists()
 
 
 def test_interrupted_lucene_build_is_rebuilt_complete(embeddings):
