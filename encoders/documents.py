@@ -138,3 +138,14 @@ def hybrid_word_vectors(word_counts: list[Counter], pieces: list[dict[str, np.nd
         merged.append({t: tf[t] * (1 + (word_logit[t] - low) / span if t in word_logit else 1) for t in tf})
     scale = 100 / (2 * (BM25_K1 + 1))
     return [quantize(doc, scale) for doc in merged], scale
+
+
+def expansion_word_vectors(word_counts: list[Counter], head, embeddings: np.ndarray, lm_head, k: int
+                           ) -> tuple[list[dict[str, int]], float]:
+    """source=expansion: own words at BM25 tf plus the top-k words the embedding decodes to (encoders/expansion.py),
+    quantized with one scale for the collection."""
+    from encoders.expansion import expanded
+
+    avg_len = float(np.mean([sum(c.values()) for c in word_counts])) if word_counts else 1.0
+    expansions = head.expansion_dicts(embeddings, lm_head, k)
+    return weighted_vectors([expanded(bm25_tf(c, avg_len), e) for c, e in zip(word_counts, expansions)])

@@ -68,8 +68,9 @@ def model_options(parser: argparse.ArgumentParser) -> None:
 
 def variant_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("variant (defaults: " + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items()) + ")")
-    group.add_argument("--source", default=None, help="aligned (LLM aligned tokens), own (LLM-free control) or hybrid "
-                       "(own tokens, BM25-tf x (1 + aligned logit))")
+    group.add_argument("--source", default=None, help="aligned (LLM aligned tokens), own (LLM-free control), hybrid "
+                       "(own tokens, BM25-tf x (1 + aligned logit)) or expansion (terms=words: own words + the top-K "
+                       "words of the embedding, the trained expansion)")
     group.add_argument("--k", type=int, default=None, help="aligned tokens kept per document")
     group.add_argument("--weighting", default=None, help="aligned: logit|log|softmax; own: uniform|bm25tf")
     group.add_argument("--normalize", default=None, help="on: canonical lower-cased terms; off: raw tokens")

@@ -24,7 +24,7 @@ from encoders.documents import bm25_tf, term_candidates, term_index
 from encoders.queries import TokenQueryEncoder
 from encoders.vocab import Vocabulary
 
-TARGETS = ("hybrid", "aligned")
+TARGETS = ("hybrid", "aligned", "expansion")
 
 
 @dataclass
@@ -41,8 +41,8 @@ class SparseTarget:
     """Corpus statistics (df, average length) and the differentiable document / query sparse vectors."""
 
     def __init__(self, tokenizer, corpus_token_ids: list[list[int]], target: str = "hybrid") -> None:
-        if target not in TARGETS:
-            raise ValueError(f"sparse target {target!r}: choose {', '.join(TARGETS)}")
+        if target not in ("hybrid", "aligned"):
+            raise ValueError(f"sparse target {target!r}: choose hybrid or aligned (expansion: ExpansionTarget)")
         self.target = target
         self.vocab = Vocabulary(tokenizer, normalize=True)
         self.term_ids = term_index(self.vocab)
@@ -106,6 +106,13 @@ class SparseTarget:
             doc_rows.append(row)
         return query_matrix @ torch.stack(doc_rows).T
 
+    def batch_scores(self, queries: list[tuple[str, list[int]]], docs: list[tuple[str, list[int]]],
+                     embeddings: torch.Tensor, lm_head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[queries, docs] index scores of a batch ((text, own token ids) pairs) and the documents' FLOPS."""
+        terms = [self.doc_terms(own) for _, own in docs]
+        weights = self.doc_weights(embeddings, lm_head, terms)
+        return self.scores([self.query_vector(own) for _, own in queries], terms, weights), self.flops(terms, weights)
+
     @staticmethod
     def flops(docs: list[DocTerms], weights: list[torch.Tensor]) -> torch.Tensor:
         """SPLADE's FLOPS regulariser over the batch: sum over terms of (mean weight over the batch documents)^2."""
@@ -116,3 +123,60 @@ class SparseTarget:
         if not total:
             return torch.zeros(())
         return (torch.stack(list(total.values())) / len(docs)).pow(2).sum()
+
+
+class ExpansionTarget:
+    """sparse_target=expansion, over Lucene-analyzed words (encoders/expansion.py): documents = own words at BM25 tf +
+    the top-K words the embedding decodes to, queries = analyzed words x idf (no LLM); the score is their dot product
+    over the batch's word space, as the index will give it. FLOPS here is IDF-aware: the batch-mean expansion weight
+    of each word, squared and divided by its idf, so that common words (cheap to match, long postings) cost more
+    than rare ones (our reading of the IDF-aware FLOPS of arXiv 2411.04403)."""
+
+    def __init__(self, tokenizer, corpus_texts: list[str], k: int | None = None) -> None:
+        from encoders.expansion import EXPANSION_K, WordHead
+        from encoders.words import WordVocabulary, word_analyzer
+
+        self.analyzer = word_analyzer()
+        self.head = WordHead(WordVocabulary(tokenizer, self.analyzer))
+        self.k = k or EXPANSION_K
+        counts = [Counter(self.analyzer.terms(text)) for text in corpus_texts]
+        self.documents = len(counts)
+        self.df: Counter = Counter(t for c in counts for t in c)
+        self.avg_len = float(np.mean([sum(c.values()) for c in counts])) if counts else 1.0
+        self._own: dict[str, dict[str, float]] = {}
+
+    def idf(self, word: str) -> float:
+        df = self.df.get(word, 0)
+        return float(np.log(1 + (self.documents - df + 0.5) / (df + 0.5)))
+
+    def query_vector(self, text: str) -> dict[str, float]:
+        return {w: c * self.idf(w) for w, c in Counter(self.analyzer.terms(text)).items() if w in self.df}
+
+    def own_tf(self, text: str) -> dict[str, float]:
+        if text not in self._own:
+            self._own[text] = bm25_tf(Counter(self.analyzer.terms(text)), self.avg_len)
+        return self._own[text]
+
+    def batch_scores(self, queries: list[tuple[str, list[int]]], docs: list[tuple[str, list[int]]],
+                     embeddings: torch.Tensor, lm_head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, weights = self.head.expansion(embeddings, lm_head, self.k)
+        own = [self.own_tf(text) for text, _ in docs]
+        query_vectors = [self.query_vector(text) for text, _ in queries]
+        words = self.head.words
+        space = {w: i for i, w in enumerate(dict.fromkeys(
+            [w for doc in own for w in doc] + [words[int(i)] for i in ids.flatten()]))}
+        device = weights.device
+        base = torch.zeros((len(docs), len(space)), device=device)
+        for row, doc in enumerate(own):
+            for word, tf in doc.items():
+                base[row, space[word]] = tf
+        columns = torch.tensor([[space[words[int(i)]] for i in row] for row in ids.cpu()], device=device)
+        matrix = base.scatter_add(1, columns, weights)
+        query_matrix = torch.zeros((len(queries), len(space)), device=device)
+        for row, query in enumerate(query_vectors):
+            for word, value in query.items():
+                if word in space:
+                    query_matrix[row, space[word]] = value
+        idf = torch.tensor([self.idf(w) for w in space], device=device).clamp_min(1e-3)
+        mean = torch.zeros(len(space), device=device).scatter_add(0, columns.flatten(), weights.flatten()) / len(docs)
+        return query_matrix @ matrix.T, (mean.pow(2) / idf).sum()

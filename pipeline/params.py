@@ -54,7 +54,7 @@ PARAMS: dict[str, Param] = {
     "normalize": Param("--normalize", r"on|off", "on or off"),
     "vocab": Param("--vocab", r"all|text", "all or text"),
     "pc1": Param("--pc1", r"off|remove|auto|" + NUMBER[0], "off, remove, auto or a number"),
-    "source": Param("--source", r"aligned|own|hybrid", "aligned, own or hybrid"),
+    "source": Param("--source", r"aligned|own|hybrid|expansion", "aligned, own, hybrid or expansion"),
     "terms": Param("--terms", r"tokens|words", "tokens or words"),
     "also": Param("--also", *LIST),
     "shards": Param("--shards", *INT),

@@ -8,6 +8,8 @@ Variants:
   --source aligned   top-K aligned tokens of the (PC1-adjusted) embedding, weighted by --weighting logit|log|softmax
   --source own       the LLM-free control: each document's own tokens, --weighting uniform|bm25tf
   --source hybrid    own tokens, BM25-tf x (1 + the token's aligned logit, min-max scaled in the document)
+  --source expansion (terms=words) own words at BM25 tf + the top-K words of the embedding through the LM head,
+                     log(1 + logit - the (K+1)-th's): what `make train sparse_target=expansion` trains
   --vocab text       keep only aligned tokens whose term occurs in the document (all = expansion, as the paper)
   --normalize on     canonical lower-cased terms (see encoders/vocab.py); off = raw tokenizer tokens
   --pc1 remove|auto|L  project PC1 out of the embedding, or add L * u1 (auto: L maximising local alignment);
@@ -25,8 +27,9 @@ from tqdm import tqdm
 from common.errors import InputError
 from encoders import pc1
 from encoders.aligned import top_k
-from encoders.documents import (aligned_vectors, hybrid_vectors, hybrid_word_vectors, local_alignment_score,
-                                own_vectors, own_word_vectors, weighted_vectors)
+from encoders.documents import (aligned_vectors, expansion_word_vectors, hybrid_vectors, hybrid_word_vectors,
+                                local_alignment_score, own_vectors, own_word_vectors, weighted_vectors)
+from encoders.expansion import WordHead
 from encoders.models import load_model, load_tokenizer
 from encoders.vocab import Vocabulary
 from encoders.words import WordVocabulary, document_words, word_analyzer
@@ -53,7 +56,8 @@ def project(data: DataSettings, model: ModelSettings, variant: Variant) -> Path:
         started = time.time()
         doc_ids, embeddings, tokens = load_shards(embeddings_dir)
         tokenizer = load_tokenizer(preset.source)
-        lm_head = load_model(preset, model.device, model.dtype).lm_head if variant.source in ("aligned", "hybrid") else None
+        lm_head = (load_model(preset, model.device, model.dtype).lm_head
+                   if variant.source in ("aligned", "hybrid", "expansion") else None)
         entry = None
         if variant.terms == "words":
             vectors, scale, entry = word_vectors(data, variant, doc_ids, embeddings, tokens, tokenizer, lm_head)
@@ -107,6 +111,8 @@ def word_vectors(data: DataSettings, variant: Variant, doc_ids: list[str], embed
     adjusted = pc1.adjust(embeddings, entry)
     if variant.source == "hybrid":
         return (*hybrid_word_vectors([c for c, _ in words], [p for _, p in words], adjusted, lm_head), entry)
+    if variant.source == "expansion":
+        return (*expansion_word_vectors([c for c, _ in words], WordHead(vocab), adjusted, lm_head, int(variant.k)), entry)
     if variant.vocab == "text":
         candidates = [np.unique(np.concatenate(list(p.values()))) if p else np.zeros(0, dtype=np.int64) for _, p in words]
         chunks = top_k(adjusted, lm_head, int(variant.k), variant.weighting, candidates)

@@ -100,4 +100,7 @@ EXPERIMENTS = (
     Experiment("words hybrid", {"source": "hybrid", "weighting": "bm25tf", "terms": "words"},
                (("tokens", "idf"), ("aligned", "idf")), full_only=False),
     Experiment("words paper-faithful", {**PAPER_FAITHFUL, "normalize": "on", "terms": "words"}, (("aligned", "count"),)),
+    # own words + the top-64 words of the embedding: what `make train sparse_target=expansion` trains (no LLM query)
+    Experiment("words expansion", {"source": "expansion", "weighting": "log", "k": 64, "pc1": "off", "terms": "words"},
+               (("tokens", "idf"),)),
 )

@@ -23,7 +23,9 @@ DEFAULT_K = 1024
 DEFAULTS = {"source": "hybrid", "k": DEFAULT_K, "weighting": None, "normalize": "on", "vocab": "text", "pc1": "remove",
             "terms": "tokens"}
 TERMS = ("tokens", "words")  # index terms: the tokenizer's (normalised) tokens, or Lucene-analyzed words
-DEFAULT_WEIGHTING = {"aligned": "log", "own": "bm25tf", "hybrid": "bm25tf"}
+DEFAULT_WEIGHTING = {"aligned": "log", "own": "bm25tf", "hybrid": "bm25tf", "expansion": "log"}
+# source=expansion (encoders/expansion.py): K expansion words per document, and no PC1 step (training never saw one).
+EXPANSION_DEFAULTS = {"k": 64, "pc1": "off", "terms": "words"}
 CONTROL_WEIGHTINGS = ("uniform", "bm25tf")
 
 
@@ -107,7 +109,8 @@ class Variant:
         """The variant for `preset` from the given levers (None = default), validated."""
         if preset.kind == "splade":  # SPLADE's own weights over raw WordPiece terms by default
             return cls("splade", None, "max log(1+relu(mlm))", given.get("normalize") or "off", "all", "off")
-        values = {key: given[key] if given.get(key) is not None else value for key, value in DEFAULTS.items()}
+        defaults = {**DEFAULTS, **(EXPANSION_DEFAULTS if given.get("source") == "expansion" else {})}
+        values = {key: given[key] if given.get(key) is not None else value for key, value in defaults.items()}
         if values["weighting"] is None:
             values["weighting"] = DEFAULT_WEIGHTING.get(values["source"])
         variant = cls(**values)
@@ -136,15 +139,20 @@ class Variant:
             return f"own-{self.weighting}-{norm}"
         if self.source == "hybrid":
             return f"hybrid-{self.weighting}-{norm}-pc1{pc1}"
+        if self.source == "expansion":
+            return f"expand{self.k}-{norm}-pc1{pc1}"
         return f"k{self.k}-{self.weighting}-{norm}-{self.vocab}-pc1{pc1}"
 
     def dir(self, data: DataSettings, model: ModelSettings):
         return layout.variant_dir(data.key, model.name, self.name)
 
     def validate(self) -> None:
-        if self.source not in ("aligned", "own", "hybrid"):
-            raise InputError(f"source={self.source}: choose aligned, own or hybrid")
-        allowed = {"aligned": WEIGHTINGS, "own": CONTROL_WEIGHTINGS, "hybrid": ("bm25tf",)}[self.source]
+        if self.source not in ("aligned", "own", "hybrid", "expansion"):
+            raise InputError(f"source={self.source}: choose aligned, own, hybrid or expansion")
+        if self.source == "expansion" and self.terms != "words":
+            raise InputError("source=expansion is a word expansion: use it with terms=words")
+        allowed = {"aligned": WEIGHTINGS, "own": CONTROL_WEIGHTINGS, "hybrid": ("bm25tf",),
+                   "expansion": ("log",)}[self.source]
         if self.weighting not in allowed:
             raise InputError(f"weighting={self.weighting} is not for source={self.source}: choose {', '.join(allowed)}")
         if self.terms not in TERMS:

@@ -208,7 +208,11 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.lr)
         self.inputs: dict[tuple[bool, str], tuple[list[int], int, list[int]]] = {}
         self.sparse = None
-        if settings.objective == "joint":
+        if settings.objective == "joint" and settings.sparse_target == "expansion":
+            from pipeline.joint import ExpansionTarget
+
+            self.sparse = ExpansionTarget(self.embedder.tokenizer, list(corpus))
+        elif settings.objective == "joint":
             from pipeline.joint import SparseTarget
 
             own = self.embedder.prompts(list(corpus), is_query=False).own
@@ -228,16 +232,13 @@ class Trainer:
         ids, starts, own = zip(*(self.inputs[(is_query, t)] for t in texts))
         return self.embedder.pool(list(ids), list(starts)), list(own)
 
-    def _sparse_loss(self, query_own: list[list[int]], docs: torch.Tensor, doc_own: list[list[int]],
+    def _sparse_loss(self, queries: list[tuple[str, list[int]]], docs: torch.Tensor, doc_texts: list[tuple[str, list[int]]],
                      doc_ids: list[str], column_ids: list[str]) -> torch.Tensor:
-        """The aligned-token InfoNCE (pipeline/joint.py), plus FLOPS when its weight is set."""
-        terms = [self.sparse.doc_terms(own) for own in doc_own]
-        weights = self.sparse.doc_weights(docs, self.embedder.loaded.lm_head, terms)
-        scores = self.sparse.scores([self.sparse.query_vector(own) for own in query_own], terms, weights)
+        """The index's InfoNCE (pipeline/joint.py: scores as the index gives them), plus FLOPS when its weight is set."""
+        scores, flops = self.sparse.batch_scores(queries, doc_texts, docs, self.embedder.loaded.lm_head)
         loss = in_batch_cross_entropy(scores / self.settings.sparse_temperature, doc_ids, column_ids)
         self.last_parts["sparse"] = float(loss.detach())
         if self.settings.flops_weight:
-            flops = self.sparse.flops(terms, weights)
             self.last_parts["flops"] = float(flops.detach())
             loss = loss + self.settings.flops_weight * flops
         return loss
@@ -247,14 +248,17 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.settings.lr * min(1.0, (step + 1) / max(1, self.settings.warmup))
         negatives = [n for p in batch for n in p.negatives]
-        queries, query_own = self._embed([p.query for p in batch], True)
-        docs, doc_own = self._embed([p.doc for p in batch] + [text for _, text in negatives], False)
+        query_texts = [p.query for p in batch]
+        doc_texts = [p.doc for p in batch] + [text for _, text in negatives]
+        queries, query_own = self._embed(query_texts, True)
+        docs, doc_own = self._embed(doc_texts, False)
         doc_ids = [p.doc_id for p in batch]
         column_ids = doc_ids + [doc_id for doc_id, _ in negatives]
         loss = info_nce(queries, docs, doc_ids, self.settings.temperature, column_ids)
         self.last_parts = {"dense": float(loss.detach())}
         if self.sparse is not None:  # computed even at weight 0: the dense path must not notice it
-            loss = loss + self.settings.sparse_weight * self._sparse_loss(query_own, docs, doc_own, doc_ids, column_ids)
+            loss = loss + self.settings.sparse_weight * self._sparse_loss(
+                list(zip(query_texts, query_own)), docs, list(zip(doc_texts, doc_own)), doc_ids, column_ids)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
@@ -399,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--sparse-weight", type=float, default=defaults.sparse_weight, help="joint: weight of the sparse loss")
     group.add_argument("--sparse-temperature", type=float, default=defaults.sparse_temperature,
                        help="joint: the sparse scores are divided by it before the softmax")
-    group.add_argument("--sparse-target", default=defaults.sparse_target, choices=("hybrid", "aligned"),
+    group.add_argument("--sparse-target", default=defaults.sparse_target, choices=("hybrid", "aligned", "expansion"),
                        help="joint: which index variant's weights are trained (default hybrid, the default variant)")
     group.add_argument("--flops-weight", type=float, default=defaults.flops_weight, help="joint: FLOPS regulariser weight")
     group.add_argument("--hard-negatives", type=int, default=defaults.hard_negatives,

@@ -10,14 +10,16 @@ Hybrid: the default variant's weights (BM25-tf x (1 + scaled aligned logit), no 
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from encoders.documents import aligned_vectors, hybrid_vectors
+from encoders.documents import aligned_vectors, expansion_word_vectors, hybrid_vectors
 from encoders.queries import TokenQueryEncoder
 from encoders.vocab import Vocabulary
+from encoders.words import WordVocabulary
 from pipeline.artifacts import read_json
 from pipeline.collection import write_collection
 from pipeline.datasets import Dataset
@@ -71,8 +73,15 @@ def dev_ndcg(trainer, dev: DevSet) -> dict[str, float]:
                                      k=TOP_K_ALIGNED["k"], weighting=TOP_K_ALIGNED["weighting"], within_text=True)
         sparse = _sparse_run(vocab, vectors, dev.doc_ids, dev.queries)
         hybrid, _ = hybrid_vectors(vocab, docs.embeddings, embedder.loaded.lm_head, docs.token_ids)
-        return {"dense_ndcg@10": score(dev.qrels, dense), "sparse_ndcg@10": score(dev.qrels, sparse),
-                "hybrid_ndcg@10": score(dev.qrels, _sparse_run(vocab, hybrid, dev.doc_ids, dev.queries))}
+        out = {"dense_ndcg@10": score(dev.qrels, dense), "sparse_ndcg@10": score(dev.qrels, sparse),
+               "hybrid_ndcg@10": score(dev.qrels, _sparse_run(vocab, hybrid, dev.doc_ids, dev.queries))}
+        target = getattr(trainer, "sparse", None)
+        if target is not None and hasattr(target, "head"):  # sparse_target=expansion: the index it trains, on words
+            counts = [Counter(target.analyzer.terms(text)) for text in dev.docs]
+            vectors, _ = expansion_word_vectors(counts, target.head, docs.embeddings, embedder.loaded.lm_head, target.k)
+            words = WordVocabulary(embedder.tokenizer, target.analyzer)
+            out["expansion_ndcg@10"] = score(dev.qrels, _sparse_run(words, vectors, dev.doc_ids, dev.queries))
+        return out
     finally:
         trainer.model.train()
 
@@ -105,6 +114,8 @@ def plot_training(state: dict, path: Path, name: str) -> None:
         right.plot(at, [c["sparse_ndcg@10"] for c in curve], "s-", label="sparse (top-1024 aligned, idf query)")
         if all("hybrid_ndcg@10" in c for c in curve):
             right.plot(at, [c["hybrid_ndcg@10"] for c in curve], "^-", label="sparse hybrid (default variant)")
+        if all("expansion_ndcg@10" in c for c in curve):
+            right.plot(at, [c["expansion_ndcg@10"] for c in curve], "v-", label="word expansion (trained index)")
         right.legend()
     right.set(title="dev nDCG@10 (held-out train queries)", xlabel="step", ylabel="nDCG@10")
     fig.tight_layout()

@@ -3,6 +3,7 @@ the trained model is a preset whose LM head is still the backbone's."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 import torch
@@ -193,3 +194,35 @@ def test_settings_change_on_resume_is_refused(isolated_outputs):
     train_main(TINY + ["--steps", "1", "--name", "changing"])
     with pytest.raises(InputError, match="other settings"):
         train_main(TINY + ["--steps", "2", "--name", "changing", "--lr", "1e-3"])
+
+
+def test_expansion_loss_falls_and_the_index_holds_what_training_scored(train_split):
+    """sparse_target=expansion (encoders/expansion.py): own words at BM25 tf + the top-K words of the embedding, scored
+    against analyzed query words x idf; the loss (with IDF-aware FLOPS) falls on a repeated batch, and the index's
+    projection of the same embedding gives the same words the training scored."""
+    from encoders.documents import expansion_word_vectors
+    from encoders.models import load_model
+    from encoders.presets import resolve_preset
+    from pipeline.train import Trainer, TrainSettings
+
+    preset = resolve_preset("smollm2")
+    settings = TrainSettings(base="smollm2", pooling="prompteol", data=("supervised",), lr=1e-4, warmup=1,
+                             query_max_length=16, doc_max_length=32, objective="joint", sparse_target="expansion",
+                             flops_weight=0.1)
+    corpus = [d.contents for d in list(train_split.corpus.values())[:400]]
+    trainer = Trainer(preset, load_model(preset, "cpu"), settings, corpus)
+    batch = batch_at(0, training_pairs(train_split, ("supervised",), split_dev(train_split, 60, 13)[0]), 4, 13)
+    sparse = []
+    for step in range(4):
+        trainer.step(batch, step)
+        sparse.append(trainer.last_parts["sparse"])
+    assert set(trainer.last_parts) == {"dense", "sparse", "flops"} and sparse[-1] < sparse[0]
+    target = trainer.sparse
+    embedding = trainer.embedder.encode([batch[0].doc]).embeddings
+    ids, weights = target.head.expansion(torch.from_numpy(embedding), trainer.embedder.loaded.lm_head, target.k)
+    assert ids.shape == (1, target.k) and bool((weights >= 0).all())
+    counts = Counter(target.analyzer.terms(batch[0].doc))
+    vectors, _ = expansion_word_vectors([counts], target.head, embedding, trainer.embedder.loaded.lm_head, target.k)
+    expanded = {target.head.words[int(i)] for i, w in zip(ids[0], weights[0]) if w > 0}
+    assert set(vectors[0]) == set(counts) | expanded  # own words kept, the expansion added, nothing else
+    assert len(vectors[0]) <= len(counts) + target.k
