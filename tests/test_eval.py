@@ -51,6 +51,16 @@ def test_every_experiment_and_the_key_figure_are_reported(evaluated):
             assert "(published)" in line and "(ours)" not in line
 
 
+def test_word_control_is_bm25_in_impact_form(evaluated):
+    """terms=words: the LLM-free control (own analyzed words at BM25 tf, idf query) scores as Lucene BM25 does on the
+    same slice (integer weights cost at most a little), and has fewer terms per document than the sub-word control."""
+    _, metrics = evaluated
+    rows = {r["name"]: r for r in metrics["runs"]}
+    words, bm25 = rows["smollm2.own-bm25tf-words.tokens-idf"], rows["bm25"]
+    assert words["kind"] == "control" and abs(words["metrics"]["ndcg@10"] - bm25["metrics"]["ndcg@10"]) <= 0.005
+    assert "smollm2.hybrid-bm25tf-words-pc1remove.tokens-idf" in rows and "smollm2.expand64-words-pc1off.tokens-idf" in rows
+
+
 def test_bm25_matches_its_regression_value_on_a_slice():
     from pipeline.search import run_bm25
     from pipeline.settings import DataSettings, SearchSettings
