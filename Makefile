@@ -37,7 +37,10 @@ help:
 	@echo "make encode engine=ray [workers=N] [gpus_per_worker=G]   encode parts as Ray tasks (local Ray, or RAY_ADDRESS)"
 	@echo "make export engine=qdrant|opensearch|elastic   a variant as a Qdrant shard (QDRANT_URL: a server too) or bulk files"
 	@echo "make eval engine=qdrant          sparse runs served by Qdrant instead of Lucene"
-	@echo "Parameters also: split=test|train data_dir=FOLDER BEIR_DIR=FOLDER device=cpu|cuda|mps dtype=auto|float32|bfloat16 shards=S shard=i"
+	@echo "make index ... terms=words       index Lucene-analyzed words (BM25's analyzer) instead of sub-word tokens; source=expansion: own words + top-K words of the embedding"
+	@echo "make train objective=joint sparse_target=expansion [flops_weight=F]   train the word expansion the index will hold"
+	@echo "Parameters also: split=test|train data_dir=FOLDER BEIR_DIR=FOLDER device=cpu|cuda|mps dtype=auto|float32|bfloat16 verbose=1"
+	@echo "Every parameter is checked: an unknown or misspelt name, or one the target does not use, is refused in one line."
 
 LEAN := .cache/java/keytokens/LeanSearcher.class
 FATJAR = $(wildcard $(VENV)/lib/python3*/site-packages/pyserini/resources/jars/anserini-*-fatjar.jar)

@@ -76,9 +76,14 @@ class Vocabulary:
 
     def merge(self, token_ids, weights) -> dict[str, float]:
         """Token weights -> term weights, merging tokens that map to one term with max."""
-        out: dict[str, float] = {}
-        for token_id, weight in zip(token_ids, weights):
-            term = self.terms[int(token_id)]
-            if term is not None and weight > out.get(term, float("-inf")):
-                out[term] = float(weight)
-        return out
+        return merge_max(self.terms, token_ids, weights)
+
+
+def merge_max(terms: list[str | None], token_ids, weights) -> dict[str, float]:
+    """Token weights -> term weights through a token -> term table (None: no term), max over a term's tokens."""
+    out: dict[str, float] = {}
+    for token_id, weight in zip(token_ids, weights):
+        term = terms[int(token_id)]
+        if term is not None and weight > out.get(term, float("-inf")):
+            out[term] = float(weight)
+    return out

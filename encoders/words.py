@@ -20,7 +20,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from common.jvm import start_jvm
-from encoders.vocab import escape_term
+from encoders.vocab import escape_term, merge_max
 
 CHUNK = re.compile(r"\S+")
 
@@ -89,12 +89,7 @@ class WordVocabulary:
 
     def merge(self, token_ids, weights) -> dict[str, float]:
         """Token weights -> word weights, max over the tokens that map to one word."""
-        out: dict[str, float] = {}
-        for token_id, weight in zip(token_ids, weights):
-            term = self.terms[int(token_id)]
-            if term is not None and weight > out.get(term, float("-inf")):
-                out[term] = float(weight)
-        return out
+        return merge_max(self.terms, token_ids, weights)
 
 
 def document_words(text: str, tokenizer, analyzer: WordAnalyzer) -> tuple[Counter, dict[str, np.ndarray]]:

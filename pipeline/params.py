@@ -75,7 +75,8 @@ PARAMS: dict[str, Param] = {
     "name": Param("--name", r"[A-Za-z0-9_][A-Za-z0-9_.-]*", "a model name: letters, digits, '-', '_', '.'"),
     "objective": Param("--objective", r"dense|joint", "dense or joint"),
     "sparse_weight": Param("--sparse-weight", *NUMBER),
-    "sparse_target": Param("--sparse-target", *NAME),
+    "sparse_target": Param("--sparse-target", r"hybrid|aligned|expansion", "hybrid, aligned or expansion"),
+    "flops_weight": Param("--flops-weight", *NUMBER),
     "hard_negatives": Param("--hard-negatives", *INT),
     "engine": Param("--engine"),  # each target has its own engines: see ENGINE_CHOICES
 }
@@ -114,7 +115,8 @@ TARGETS: dict[str, Target] = {
     "bench": Target((("pipeline.bench", DATA + MODEL + ("only",)),)),
     "explain": Target((("pipeline.search", DATA + MODEL + VARIANT + ("qid",)),), required=("qid",)),
     "train": Target((("pipeline.train", ("dataset", "data_dir") + MODEL + (
-        "steps", "data", "batch", "name", "objective", "sparse_weight", "sparse_target", "hard_negatives")),)),
+        "steps", "data", "batch", "name", "objective", "sparse_weight", "sparse_target", "flops_weight",
+        "hard_negatives")),)),
     "demo": Target((("pipeline.demo", DATA + ("device", "dtype", "also")),)),
 }
 # Targets that take no parameter but the environment's (setup, test, help) need no entry: anything else is refused.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.documents import aligned_vectors, expansion_word_vectors, hybrid_vectors
+from encoders.documents import aligned_vectors, expansion_word_vectors, hybrid_vectors, own_word_vectors
 from encoders.queries import TokenQueryEncoder
 from encoders.vocab import Vocabulary
 from encoders.words import WordVocabulary
@@ -81,6 +81,8 @@ def dev_ndcg(trainer, dev: DevSet) -> dict[str, float]:
             vectors, _ = expansion_word_vectors(counts, target.head, docs.embeddings, embedder.loaded.lm_head, target.k)
             words = WordVocabulary(embedder.tokenizer, target.analyzer)
             out["expansion_ndcg@10"] = score(dev.qrels, _sparse_run(words, vectors, dev.doc_ids, dev.queries))
+            control, _ = own_word_vectors(counts, "bm25tf")  # BM25 in impact form: the bar the expansion must clear
+            out["words_control_ndcg@10"] = score(dev.qrels, _sparse_run(words, control, dev.doc_ids, dev.queries))
         return out
     finally:
         trainer.model.train()
@@ -116,6 +118,7 @@ def plot_training(state: dict, path: Path, name: str) -> None:
             right.plot(at, [c["hybrid_ndcg@10"] for c in curve], "^-", label="sparse hybrid (default variant)")
         if all("expansion_ndcg@10" in c for c in curve):
             right.plot(at, [c["expansion_ndcg@10"] for c in curve], "v-", label="word expansion (trained index)")
+            right.plot(at, [c["words_control_ndcg@10"] for c in curve], "k--", label="word control (BM25, no LLM)")
         right.legend()
     right.set(title="dev nDCG@10 (held-out train queries)", xlabel="step", ylabel="nDCG@10")
     fig.tight_layout()
