@@ -26,6 +26,12 @@ SHARED_BEIR = REPO.parent / "shared" / "data" / "beir"
 SLICE = 5
 
 
+def pytest_collection_modifyitems(items):
+    """KEYTOKENS_TEST_ORDER=reversed runs the suite backwards: the check that no test leans on another's output."""
+    if os.environ.get("KEYTOKENS_TEST_ORDER") == "reversed":
+        items.reverse()
+
+
 def beir_dir() -> Path:
     folder = Path(os.environ.get("BEIR_DIR") or SHARED_BEIR)
     if not (folder / "scifact" / "corpus.jsonl").is_file():

@@ -47,6 +47,17 @@ def test_ir_datasets_path_offline(tmp_path):
     assert (tmp_path / "ird" / "beir" / "scifact" / "source.zip").is_file()
 
 
+def test_failed_ir_datasets_download_is_one_line_and_leaves_no_empty_file(tmp_path):
+    """A download that cannot happen (no network here; elsewhere a dead proxy forces it) leaves no 0-byte file in
+    ir_datasets' cache that a later run would take as the data."""
+    env = {"PATH": "/usr/bin:/bin", "IR_DATASETS_HOME": str(tmp_path / "ird"), "HTTPS_PROXY": "http://127.0.0.1:9",
+           "HTTP_PROXY": "http://127.0.0.1:9"}
+    result = subprocess.run([sys.executable, "-m", "pipeline.datasets", "--dataset", "nfcorpus"], cwd=REPO,
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: ir_datasets could not")
+    assert not [p for p in (tmp_path / "ird").rglob("*") if p.is_file() and p.stat().st_size == 0]
+
+
 def _beir(tmp_path, corpus: bytes, qrels: str = "query-id\tcorpus-id\tscore\nq1\td1\t1\n"):
     folder = tmp_path / "mini"
     (folder / "qrels").mkdir(parents=True)
