@@ -77,6 +77,7 @@ PARAMS: dict[str, Param] = {
     "sparse_weight": Param("--sparse-weight", *NUMBER),
     "sparse_target": Param("--sparse-target", r"hybrid|aligned|expansion", "hybrid, aligned or expansion"),
     "flops_weight": Param("--flops-weight", *NUMBER),
+    "sparse_temperature": Param("--sparse-temperature", *NUMBER),
     "hard_negatives": Param("--hard-negatives", *INT),
     "engine": Param("--engine"),  # each target has its own engines: see ENGINE_CHOICES
 }
@@ -115,8 +116,8 @@ TARGETS: dict[str, Target] = {
     "bench": Target((("pipeline.bench", DATA + MODEL + ("only",)),)),
     "explain": Target((("pipeline.search", DATA + MODEL + VARIANT + ("qid",)),), required=("qid",)),
     "train": Target((("pipeline.train", ("dataset", "data_dir") + MODEL + (
-        "steps", "data", "batch", "name", "objective", "sparse_weight", "sparse_target", "flops_weight",
-        "hard_negatives")),)),
+        "steps", "data", "batch", "name", "objective", "sparse_weight", "sparse_target", "sparse_temperature",
+        "flops_weight", "hard_negatives")),)),
     "demo": Target((("pipeline.demo", DATA + ("device", "dtype", "also")),)),
 }
 # Targets that take no parameter but the environment's (setup, test, help) need no entry: anything else is refused.
