@@ -16,6 +16,7 @@ import os
 import warnings
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
@@ -47,10 +48,11 @@ class Dataset:
     qrels: dict[str, dict[str, int]]
     notes: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
     def fingerprint(self) -> dict:
         """What the corpus and queries are, beyond their name: counts and a hash of ids and texts. Every artifact
-        records it, so an index of another corpus under the same dataset name is never taken as up to date."""
+        records it, so an index of another corpus under the same dataset name is never taken as up to date. Hashed
+        once per loaded dataset: every run of an evaluation asks for it."""
         corpus = hashlib.sha1()
         for doc in self.corpus.values():
             corpus.update(f"{doc.doc_id}\t{doc.contents}\n".encode("utf-8", "surrogatepass"))
@@ -155,6 +157,7 @@ def _drop_unknown(dataset: Dataset) -> None:
         warnings.warn(message, stacklevel=3)
         dataset.notes.append(message)
     dataset.qrels = kept
+    dataset.queries = {qid: text for qid, text in dataset.queries.items() if qid in kept}
 
 
 def check_usable(dataset: Dataset, corpus_file: str, qrels_file: str) -> Dataset:
@@ -175,7 +178,6 @@ def load_beir_folder(folder: Path, name: str, split: str) -> Dataset:
     queries = {qid: text for qid, text in all_queries.items() if qid in qrels}
     dataset = Dataset(name, split, str(folder), corpus, queries, qrels)
     _drop_unknown(dataset)
-    dataset.queries = {qid: text for qid, text in dataset.queries.items() if qid in dataset.qrels}
     return check_usable(dataset, str(folder / "corpus.jsonl"), str(folder / "qrels" / f"{split}.tsv"))
 
 
@@ -236,7 +238,6 @@ def load_ir_datasets(name: str, split: str) -> Dataset:
                          f"(python -m pipeline.datasets --seed-ir-datasets <BEIR folder>)") from None
     dataset = Dataset(name, split, f"ir_datasets:{ds_id}", corpus, queries, qrels)
     _drop_unknown(dataset)
-    dataset.queries = {qid: text for qid, text in dataset.queries.items() if qid in dataset.qrels}
     return check_usable(dataset, f"ir_datasets {ds_id} docs", f"ir_datasets {ds_id} qrels")
 
 

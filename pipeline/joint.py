@@ -137,20 +137,19 @@ class ExpansionTarget:
         from encoders.words import WordVocabulary, word_analyzer
 
         self.analyzer = word_analyzer()
-        self.head = WordHead(WordVocabulary(tokenizer, self.analyzer))
+        vocab = WordVocabulary(tokenizer, self.analyzer)
+        self.head = WordHead(vocab)
         self.k = k or EXPANSION_K
         counts = [Counter(self.analyzer.terms(text)) for text in corpus_texts]
-        self.documents = len(counts)
         self.df: Counter = Counter(t for c in counts for t in c)
         self.avg_len = float(np.mean([sum(c.values()) for c in counts])) if counts else 1.0
+        self.queries = TokenQueryEncoder(vocab, "idf", self.df, len(counts))  # the index's own idf and query words
         self._own: dict[str, dict[str, float]] = {}
 
-    def idf(self, word: str) -> float:
-        df = self.df.get(word, 0)
-        return float(np.log(1 + (self.documents - df + 0.5) / (df + 0.5)))
-
     def query_vector(self, text: str) -> dict[str, float]:
-        return {w: c * self.idf(w) for w, c in Counter(self.analyzer.terms(text)).items() if w in self.df}
+        """`query=tokens` on words with idf weights, unrounded: count x idf of the query's analyzed words."""
+        idf = self.queries.idf
+        return {w: c * idf(w) for w, c in self.queries.vocab.text_terms(text).items() if w in self.df}
 
     def own_tf(self, text: str) -> dict[str, float]:
         if text not in self._own:
@@ -177,6 +176,6 @@ class ExpansionTarget:
             for word, value in query.items():
                 if word in space:
                     query_matrix[row, space[word]] = value
-        idf = torch.tensor([self.idf(w) for w in space], device=device).clamp_min(1e-3)
+        idf = torch.tensor([self.queries.idf(w) for w in space], device=device).clamp_min(1e-3)
         mean = torch.zeros(len(space), device=device).scatter_add(0, columns.flatten(), weights.flatten()) / len(docs)
         return query_matrix @ matrix.T, (mean.pow(2) / idf).sum()

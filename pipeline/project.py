@@ -101,18 +101,20 @@ def word_vectors(data: DataSettings, variant: Variant, doc_ids: list[str], embed
         raise InputError(f"the embeddings hold {len(missing)} document(s) the corpus no longer has (e.g. {missing[0]!r}); "
                          f"rerun `make encode` for this corpus")
     analyzer = word_analyzer()
-    texts = [dataset.corpus[d].contents for d in doc_ids]
-    if variant.source == "own":
-        return (*own_word_vectors([Counter(analyzer.terms(t)) for t in tqdm(texts, desc="words", unit="doc")],
-                                  variant.weighting), None)
-    words = [document_words(t, tokenizer, analyzer) for t in tqdm(texts, desc="words", unit="doc")]
+    texts = tqdm([dataset.corpus[d].contents for d in doc_ids], desc="words", unit="doc")
+    if variant.source in ("own", "expansion"):  # own words' counts only: no token pieces needed
+        counts = [Counter(analyzer.terms(t)) for t in texts]
+        if variant.source == "own":
+            return (*own_word_vectors(counts, variant.weighting), None)
+    else:  # the pieces each word was split into, for their aligned logits
+        words = [document_words(t, tokenizer, analyzer) for t in texts]
     vocab = WordVocabulary(tokenizer, analyzer)
     entry = pc1.estimate(embeddings, str(variant.pc1), local_alignment_score(Vocabulary(tokenizer, True), lm_head, tokens))
     adjusted = pc1.adjust(embeddings, entry)
+    if variant.source == "expansion":
+        return (*expansion_word_vectors(counts, WordHead(vocab), adjusted, lm_head, int(variant.k)), entry)
     if variant.source == "hybrid":
         return (*hybrid_word_vectors([c for c, _ in words], [p for _, p in words], adjusted, lm_head), entry)
-    if variant.source == "expansion":
-        return (*expansion_word_vectors([c for c, _ in words], WordHead(vocab), adjusted, lm_head, int(variant.k)), entry)
     if variant.vocab == "text":
         candidates = [np.unique(np.concatenate(list(p.values()))) if p else np.zeros(0, dtype=np.int64) for _, p in words]
         chunks = top_k(adjusted, lm_head, int(variant.k), variant.weighting, candidates)
