@@ -10,12 +10,12 @@ export BEIR_DIR
 export IR_DATASETS_HOME ?= $(abspath .cache/ir_datasets)
 
 # Parameters (dataset=, model=, k=, ...) are never expanded here: make keeps the command line's variables in
-# MAKEFLAGS, and pipeline/params.py reads them from there, refuses unknown or unused names, and runs the target's
+# MAKEFLAGS, and plumbing/params.py reads them from there, refuses unknown or unused names, and runs the target's
 # stages as argument lists with no shell in between. Unexporting them keeps make from expanding a value (a
 # `$(shell ...)` in it) when it passes its environment on.
 CLI_VARS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v)))
 $(foreach v,$(filter-out BEIR_DIR IR_DATASETS_HOME PYTHON,$(CLI_VARS)),$(eval unexport $(v)))
-RUN = $(PY) -m pipeline.params $@
+RUN = $(PY) -m plumbing.params $@
 
 .PHONY: help setup test test-fast demo encode project index eval export beir scale sweep analyze bench explain train
 help:

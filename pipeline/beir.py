@@ -23,11 +23,12 @@ import numpy as np
 
 from common import layout
 from common.errors import InputError
-from pipeline import cli, exports
-from pipeline.artifacts import manifest, read_json, write_json, write_text
+from pipeline import exports
 from pipeline.evaluate import default_sparse_run, evaluate
-from pipeline.published import pyserini_version, two_cr_scores
-from pipeline.settings import DataSettings, ModelSettings, SearchSettings, Variant
+from plumbing import cli
+from plumbing.artifacts import manifest, read_json, write_json, write_text
+from plumbing.published import pyserini_version, two_cr_scores
+from plumbing.settings import DataSettings, ModelSettings, SearchSettings, Variant
 
 BEIR_13 = ("trec-covid", "nfcorpus", "nq", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "quora",
            "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact")

@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline import cli
-from pipeline.artifacts import read_json, write_json, write_text
-from pipeline.qdrant import collection_lines
-from pipeline.settings import DataSettings, ModelSettings, QuerySettings, Variant
+from engines.qdrant import collection_lines
+from plumbing import cli
+from plumbing.artifacts import read_json, write_json, write_text
+from plumbing.settings import DataSettings, ModelSettings, QuerySettings, Variant
 
 FIELD = "keytokens"
 ENGINES = {"opensearch": ("rank_features", "neural_sparse", "query_tokens"),

@@ -19,10 +19,10 @@ import time
 from dataclasses import dataclass
 
 from common import layout
-from pipeline import cli
-from pipeline.artifacts import read_json, write_json
-from pipeline.settings import ALIGNED_M, DataSettings, ModelSettings, SearchSettings
 from pipeline.train import DEFAULT_STEPS, TrainRun, TrainSettings
+from plumbing import cli
+from plumbing.artifacts import read_json, write_json
+from plumbing.settings import ALIGNED_M, DataSettings, ModelSettings, SearchSettings
 
 BACKBONE = "smollm2"
 TASTE_STEPS = 4  # the --limit taste model: enough steps to exercise the loop in about a minute

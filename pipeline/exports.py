@@ -18,8 +18,8 @@ from pathlib import Path
 import yaml
 
 from common import layout
-from pipeline.artifacts import versions, write_text
-from pipeline.runs import read_trec
+from plumbing.artifacts import versions, write_text
+from plumbing.runs import read_trec
 
 # BEIR dataset -> MTEB task name (mteb.get_task resolves each; tests/test_beir.py checks them all).
 MTEB_TASKS = {"scifact": "SciFact", "nfcorpus": "NFCorpus", "trec-covid": "TRECCOVID", "nq": "NQ",

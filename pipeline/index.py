@@ -16,13 +16,13 @@ from pathlib import Path
 
 from common import layout
 from common.errors import InputError
-from pipeline import cli
-from pipeline.artifacts import folder_lock, manifest, read_json, write_json, write_text
-from pipeline.collection import EMPTY_TERM
-from pipeline.datasets import Dataset
 from common.jvm import autoclass, start_jvm
 from pipeline.project import project
-from pipeline.settings import DataSettings, ModelSettings, Variant
+from plumbing import cli
+from plumbing.artifacts import folder_lock, manifest, read_json, write_json, write_text
+from plumbing.collection import EMPTY_TERM
+from plumbing.datasets import Dataset
+from plumbing.settings import DataSettings, ModelSettings, Variant
 
 
 def _count_collection(collection: Path) -> tuple[int, Counter]:

@@ -27,17 +27,25 @@ from tqdm import tqdm
 from common.errors import InputError
 from encoders import pc1
 from encoders.aligned import top_k
-from encoders.documents import (aligned_vectors, expansion_word_vectors, hybrid_vectors, hybrid_word_vectors,
-                                local_alignment_score, own_vectors, own_word_vectors, weighted_vectors)
+from encoders.documents import (
+    aligned_vectors,
+    expansion_word_vectors,
+    hybrid_vectors,
+    hybrid_word_vectors,
+    local_alignment_score,
+    own_vectors,
+    own_word_vectors,
+    weighted_vectors,
+)
 from encoders.expansion import WordHead
 from encoders.models import load_model, load_tokenizer
 from encoders.vocab import Vocabulary
 from encoders.words import WordVocabulary, document_words, word_analyzer
-from pipeline import cli
-from pipeline.artifacts import folder_lock, manifest, read_json, write_json
-from pipeline.collection import write_collection
-from pipeline.shards import load_shards, load_sparse
-from pipeline.settings import DataSettings, ModelSettings, Variant
+from plumbing import cli
+from plumbing.artifacts import folder_lock, manifest, read_json, write_json
+from plumbing.collection import write_collection
+from plumbing.settings import DataSettings, ModelSettings, Variant
+from plumbing.shards import load_shards, load_sparse
 
 
 def project(data: DataSettings, model: ModelSettings, variant: Variant) -> Path:

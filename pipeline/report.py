@@ -1,6 +1,6 @@
 """Stage 6, report: metrics.json (machine-readable) and leaderboard.md (our runs beside published references).
 
-Published rows come from Pyserini's 2CR beir.yaml (pipeline/published.py), else from ../shared/ANCHORS.md (Anserini
+Published rows come from Pyserini's 2CR beir.yaml (plumbing/published.py), else from ../shared/ANCHORS.md (Anserini
 1.7.1's SPLADE-v3 regressions and Nie et al. 2025), and are labelled `published`, never as ours. The key figure is printed first: sparse/dense nDCG@10 per query mode, with
 the paper's 0.80 beside it and whether the sparse run beats BM25 and the LLM-free control.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.artifacts import write_json, write_text
-from pipeline.published import two_cr_scores
+from plumbing.artifacts import write_json, write_text
+from plumbing.published import two_cr_scores
 
-# Rows read from Pyserini's 2CR YAML (pipeline/published.py): (our label, 2CR condition, kind).
+# Rows read from Pyserini's 2CR YAML (plumbing/published.py): (our label, 2CR condition, kind).
 TWO_CR_ROWS = (("BM25 flat (Anserini)", "bm25-flat", "bm25"), ("BM25 multifield (Anserini)", "bm25-multifield", "bm25"),
                ("SPLADE++ ED", "splade-pp-ed", "learned sparse"), ("BGE-base-en-v1.5", "bge-base-en-v1.5.faiss", "dense"))
 # Published numbers with no 2CR entry: Anserini's SPLADE-v3 regressions and the paper's own table (../shared/ANCHORS.md).

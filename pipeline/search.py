@@ -24,13 +24,13 @@ from encoders.queries import AlignedQueryEncoder, TokenQueryEncoder
 from encoders.splade import SpladeEncoder
 from encoders.vocab import Vocabulary
 from encoders.words import WordVocabulary
-from pipeline import cli
-from pipeline.artifacts import manifest, read_json, write_json
-from pipeline.datasets import Dataset
-from pipeline.shards import load_shards
-from pipeline.retrieval import BM25Index, DenseIndex, QdrantIndex, impact_search
-from pipeline.runs import IDENTICAL_IDS_RULE, Run, exclude_own_ids, sparse_run_name, write_trec
-from pipeline.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
+from engines.retrieval import BM25Index, DenseIndex, impact_search
+from plumbing import cli
+from plumbing.artifacts import manifest, read_json, write_json
+from plumbing.datasets import Dataset
+from plumbing.runs import IDENTICAL_IDS_RULE, Run, exclude_own_ids, sparse_run_name, write_trec
+from plumbing.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
+from plumbing.shards import load_shards
 
 
 def run_inputs(dataset: Dataset, built: Path, search: SearchSettings) -> dict:
@@ -136,14 +136,12 @@ def run_sparse(dataset: Dataset, data: DataSettings, model: ModelSettings, varia
     started = time.time()
     queries = encode_queries(dataset, model, query, folder, info)
     encoded = time.time()
+    location = folder / "lucene"
     if search.engine == "qdrant":
-        from pipeline.qdrant import export
+        from engines.qdrant import export
 
-        shard = QdrantIndex(export(data, model, variant, search.index))
-        run = shard.search(queries)
-        shard.close()
-    else:
-        run = impact_search(folder / "lucene", queries, threads=search.threads)
+        location = export(data, model, variant, search.index)
+    run = impact_search(location, queries, threads=search.threads, engine=search.engine)
     source = info["settings"]["source"]
     kind = {"own": "control", "splade": "splade"}.get(source, "sparse")
     return _save_run(data, run_name(info, folder, query, search.run_suffix), run, {"engine": search.engine,
@@ -171,10 +169,8 @@ def run_dense(dataset: Dataset, data: DataSettings, model: ModelSettings, search
         search)
 
 
-def run_bm25(dataset: Dataset, data: DataSettings, search: SearchSettings) -> Path:
-    from pipeline.index import bm25_index
-
-    lucene = bm25_index(dataset, data.key, search.threads)
+def run_bm25(dataset: Dataset, data: DataSettings, search: SearchSettings, lucene: Path) -> Path:
+    """BM25 over the dataset's Lucene index (`Needs.bm25()` builds it), Anserini's k1=0.9 b=0.4."""
     started = time.time()
     run = BM25Index(lucene).search(dataset.queries, threads=search.threads)
     return _save_run(data, "bm25", run, {"kind": "bm25", "model": "bm25", "variant": "flat k1=0.9 b=0.4",
@@ -224,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.kind == "dense":
         run_dense(dataset, data, model, cli.search_settings(args))
     else:
-        run_bm25(dataset, data, cli.search_settings(args))
+        from pipeline.needs import Needs
+
+        run_bm25(dataset, data, cli.search_settings(args), Needs(dataset, data, args.threads).bm25())
     return 0
 
 

@@ -36,10 +36,10 @@ from common.errors import InputError
 from encoders.embedder import Embedder
 from encoders.models import LoadedModel, load_model
 from encoders.presets import Preset
-from pipeline import cli
-from pipeline.artifacts import folder_lock, manifest, write_bytes_with, write_json
-from pipeline.datasets import Dataset
-from pipeline.settings import DataSettings, ModelSettings
+from plumbing import cli
+from plumbing.artifacts import folder_lock, manifest, write_bytes_with, write_json
+from plumbing.datasets import Dataset
+from plumbing.settings import DataSettings, ModelSettings
 
 DATA_SOURCES = ("supervised", "corpus")
 OBJECTIVES = ("dense", "joint")
@@ -73,7 +73,7 @@ class TrainSettings:
     seed: int = 13
     dev_queries: int = 60
     grad_checkpointing: bool = False
-    objective: str = "dense"  # or "joint": + the aligned-token loss of the index (pipeline/joint.py)
+    objective: str = "dense"  # or "joint": + the aligned-token loss of the index (encoders/joint.py)
     sparse_weight: float = 1.0
     sparse_temperature: float = 1.0
     sparse_target: str = "hybrid"
@@ -131,11 +131,13 @@ def bm25_negatives(train: Dataset, data: DataSettings, query_ids: list[str], per
                    ) -> dict[str, list[str]]:
     """Per query, `per_query` documents drawn (seeded by the query id) from the top of its BM25 ranking on the train
     split, judged ones excluded: the documents a lexical ranker confuses with the answer (BM25 run: runs/<d>/train/)."""
-    from pipeline.runs import read_trec
+    from pipeline.needs import Needs
     from pipeline.search import run_bm25
-    from pipeline.settings import SearchSettings
+    from plumbing.runs import read_trec
+    from plumbing.settings import SearchSettings
 
-    run = read_trec(run_bm25(train, replace(data, split="train", limit=None), SearchSettings()))
+    bm25_data = replace(data, split="train", limit=None)
+    run = read_trec(run_bm25(train, bm25_data, SearchSettings(), Needs(train, bm25_data).bm25()))
     out = {}
     for query in query_ids:
         ranked = [d for d, _ in sorted(run.get(query, {}).items(), key=lambda x: (-x[1], x[0]))
@@ -209,11 +211,11 @@ class Trainer:
         self.inputs: dict[tuple[bool, str], tuple[list[int], int, list[int]]] = {}
         self.sparse = None
         if settings.objective == "joint" and settings.sparse_target == "expansion":
-            from pipeline.joint import ExpansionTarget
+            from encoders.joint import ExpansionTarget
 
             self.sparse = ExpansionTarget(self.embedder.tokenizer, list(corpus))
         elif settings.objective == "joint":
-            from pipeline.joint import SparseTarget
+            from encoders.joint import SparseTarget
 
             own = self.embedder.prompts(list(corpus), is_query=False).own
             self.sparse = SparseTarget(self.embedder.tokenizer, own, settings.sparse_target)
@@ -234,7 +236,7 @@ class Trainer:
 
     def _sparse_loss(self, queries: list[tuple[str, list[int]]], docs: torch.Tensor, doc_texts: list[tuple[str, list[int]]],
                      doc_ids: list[str], column_ids: list[str]) -> torch.Tensor:
-        """The index's InfoNCE (pipeline/joint.py: scores as the index gives them), plus FLOPS when its weight is set."""
+        """The index's InfoNCE (encoders/joint.py: scores as the index gives them), plus FLOPS when its weight is set."""
         scores, flops = self.sparse.batch_scores(queries, doc_texts, docs, self.embedder.loaded.lm_head)
         loss = in_batch_cross_entropy(scores / self.settings.sparse_temperature, doc_ids, column_ids)
         self.last_parts["sparse"] = float(loss.detach())
@@ -399,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--grad-checkpointing", action="store_true", help="less memory, about 30%% more time")
     group.add_argument("--objective", default=defaults.objective, choices=OBJECTIVES,
                        help="dense: InfoNCE on the embedding (default); joint: + InfoNCE on the aligned-token scores "
-                            "the index gives (pipeline/joint.py)")
+                            "the index gives (encoders/joint.py)")
     group.add_argument("--sparse-weight", type=float, default=defaults.sparse_weight, help="joint: weight of the sparse loss")
     group.add_argument("--sparse-temperature", type=float, default=defaults.sparse_temperature,
                        help="joint: the sparse scores are divided by it before the softmax")

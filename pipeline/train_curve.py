@@ -20,12 +20,12 @@ from encoders.documents import aligned_vectors, expansion_word_vectors, hybrid_v
 from encoders.queries import TokenQueryEncoder
 from encoders.vocab import Vocabulary
 from encoders.words import WordVocabulary
-from pipeline.artifacts import read_json
-from pipeline.collection import write_collection
-from pipeline.datasets import Dataset
+from engines.retrieval import DenseIndex, impact_search
 from pipeline.index import build_lucene
-from pipeline.retrieval import DenseIndex, impact_search
-from pipeline.runs import TOP_K_ALIGNED, score
+from plumbing.artifacts import read_json
+from plumbing.collection import write_collection
+from plumbing.datasets import Dataset
+from plumbing.runs import TOP_K_ALIGNED, score
 
 
 @dataclass

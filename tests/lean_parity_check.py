@@ -13,11 +13,11 @@ import argparse
 import sys
 
 from common import layout
-from pipeline.artifacts import read_json
-from pipeline.datasets import load_dataset
 from common.jvm import autoclass
-from pipeline.retrieval import BM25Index, ImpactIndex
+from engines.retrieval import BM25Index, ImpactIndex
 from pipeline.search import token_encoder
+from plumbing.artifacts import read_json
+from plumbing.datasets import load_dataset
 
 
 def impact_parity(lucene, queries: dict[str, str], depths: list[int]) -> tuple[int, int]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from encoders import pc1
-from pipeline.shards import shard_paths
+from plumbing.shards import shard_paths
 
 
 def test_pc1_on_real_embeddings(embeddings):
@@ -24,7 +24,7 @@ def test_pc1_on_real_embeddings(embeddings):
 
 
 def test_analysis_writes_metrics_and_plots(embeddings, isolated_outputs):
-    from pipeline.analyze import main
+    from studies.analyze import main
 
     main(["--dataset", "scifact", "--limit", "5", "--n", "8", "--device", "cpu"])
     folder = isolated_outputs / "runs" / "scifact-limit5" / "analysis" / "smollm2"

@@ -148,7 +148,7 @@ def test_two_cr_yaml_reads_like_pyserinis(suite):
 def test_ir_metadata_beside_runs_and_in_annotated_runs(suite, isolated_outputs):
     from repro_eval.metadata import MetadataHandler
 
-    from pipeline.runs import read_trec
+    from plumbing.runs import read_trec
 
     folder, _ = suite
     run = isolated_outputs / "runs" / "nfcorpus" / "bm25.trec"

@@ -7,7 +7,7 @@ from tests.conftest import SLICE
 
 
 def test_bench_report_is_well_formed(evaluated, isolated_outputs):
-    from pipeline.bench import main
+    from studies.bench import main
 
     main(["--dataset", "scifact", "--limit", str(SLICE), "--device", "cpu"])
     data = json.loads((isolated_outputs / "runs" / "bench" / f"scifact-limit{SLICE}.json").read_text())

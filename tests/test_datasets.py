@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 
-from pipeline.datasets import load_dataset
 from common.errors import InputError
+from plumbing.datasets import load_dataset
 from tests.conftest import REPO, beir_dir
 
 

@@ -7,8 +7,8 @@ import json
 
 from common import layout
 from pipeline.demo import ensure_trained, model_state, run_demo
-from pipeline.settings import DataSettings, ModelSettings
 from pipeline.train import TrainRun, TrainSettings
+from plumbing.settings import DataSettings, ModelSettings
 
 BACKBONE = ModelSettings("smollm2", device="cpu")
 DATA = DataSettings("scifact", "test")

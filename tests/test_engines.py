@@ -13,9 +13,9 @@ from tests.conftest import SLICE, slice_data, slice_model, variant
 
 def test_qdrant_gives_lucenes_docids_at_every_score_level(embeddings, sliced):
     from pipeline.index import index_variant
-    from pipeline.runs import read_trec, score
     from pipeline.search import run_sparse
-    from pipeline.settings import QuerySettings, SearchSettings
+    from plumbing.runs import read_trec, score
+    from plumbing.settings import QuerySettings, SearchSettings
 
     data, model, levers = slice_data(), slice_model(), variant()
     index_variant(data, model, levers)
@@ -58,7 +58,7 @@ def test_bulk_files_are_well_formed(tmp_path):
 def test_synthetic_collection_follows_its_profile_and_both_engines_agree(tmp_path):
     import numpy as np
 
-    from pipeline.scale import measure, synthesize
+    from studies.scale import measure, synthesize
 
     profile = {"documents": 100, "lengths": [40, 60, 80, 100], "vocabulary": 3000, "zipf_exponent": 1.0}
     weights = np.zeros(101)
@@ -77,11 +77,11 @@ def test_synthetic_collection_follows_its_profile_and_both_engines_agree(tmp_pat
 def test_pisa_gives_lucenes_scores_on_a_real_collection(embeddings, tmp_path):
     """PISA over the default variant's collection (real impacts, real queries): every query's score list equals the
     lean Lucene path's, and the documents strictly above the k-th score are the same (ties may be ordered apart)."""
-    from pipeline.datasets import load_dataset
+    from engines.pisa import PisaIndex, build_pisa
+    from engines.retrieval import ImpactIndex
     from pipeline.index import index_variant
-    from pipeline.pisa import PisaIndex, build_pisa
-    from pipeline.retrieval import ImpactIndex
     from pipeline.search import token_encoder
+    from plumbing.datasets import load_dataset
 
     lucene = index_variant(slice_data(), slice_model(), variant())
     built = build_pisa(lucene.parent / "collection", tmp_path / "pisa")
@@ -100,6 +100,24 @@ def test_pisa_gives_lucenes_scores_on_a_real_collection(embeddings, tmp_path):
                 assert {d for d, s in theirs if s > kth + 0.5} == {d for d, s in ours if s > kth + 0.5}
             compared += len(ours)
     assert compared > 1000
+    queries = {qid: encoder.encode(text) for qid, text in list(load_dataset("scifact", "test").queries.items())[:5]}
+    assert pisa.search(queries, 10) == {qid: pisa.search_one(terms, 10) for qid, terms in queries.items()}
+    pisa.close()
+    lean.close()
+
+
+def test_every_sparse_engine_offers_the_searcher_interface():
+    """Lucene impact and BM25, Qdrant and PISA all answer search_one / search / close (engines.retrieval.SparseSearcher),
+    so a stage or a study swaps one for another without knowing which it holds."""
+    import inspect
+
+    from engines.pisa import PisaIndex
+    from engines.retrieval import SPARSE_ENGINES, BM25Index, SparseSearcher
+
+    wanted = {name for name, _ in inspect.getmembers(SparseSearcher, inspect.isfunction) if not name.startswith("_")}
+    assert wanted == {"search_one", "search", "close"}
+    for engine in (*SPARSE_ENGINES.values(), BM25Index, PisaIndex):
+        assert all(callable(getattr(engine, name, None)) for name in wanted), engine
 
 
 def test_qdrant_evaluation_leaves_lucenes_leaderboard_alone(evaluated, isolated_outputs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ranx import Qrels, Run, evaluate
 
-from pipeline.runs import read_trec
+from plumbing.runs import read_trec
 
 # nDCG@10 of Lucene BM25 (k1=0.9, b=0.4, title + text) on the first 20 test queries of scifact with the limit=20
 # slice (20 queries, 200 documents), measured once with this code; full scifact gives Anserini's 0.6789.
@@ -29,7 +29,7 @@ def test_runs_are_valid_ranked_trec(evaluated, sliced):
 
 
 def test_every_experiment_and_the_key_figure_are_reported(evaluated):
-    from pipeline.runs import EXPERIMENTS
+    from plumbing.runs import EXPERIMENTS
 
     folder, metrics = evaluated
     names = {r["name"] for r in metrics["runs"]}
@@ -62,11 +62,12 @@ def test_word_control_is_bm25_in_impact_form(evaluated):
 
 
 def test_bm25_matches_its_regression_value_on_a_slice():
+    from pipeline.needs import Needs
     from pipeline.search import run_bm25
-    from pipeline.settings import DataSettings, SearchSettings
+    from plumbing.settings import DataSettings, SearchSettings
 
     data = DataSettings("scifact", "test", 20)
     dataset = data.load()
-    path = run_bm25(dataset, data, SearchSettings())
+    path = run_bm25(dataset, data, SearchSettings(), Needs(dataset, data).bm25())
     value = evaluate(Qrels.from_dict(dataset.qrels), Run.from_dict(read_trec(path)), "ndcg@10")
     assert value == pytest.approx(BM25_SLICE20_NDCG10, abs=5e-4)

@@ -6,9 +6,9 @@ import json
 import numpy as np
 
 from pipeline.encode import encode_corpus
-from pipeline.shards import shard_paths
 from pipeline.index import index_variant, lucene_doc_count
 from pipeline.project import project
+from plumbing.shards import shard_paths
 from tests.conftest import slice_data, slice_model, variant
 
 KEY_WORDS = {"white", "matter", "brain", "cerebral", "newborn", "neonatal", "neuro", "infant", "diffusion"}

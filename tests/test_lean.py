@@ -8,11 +8,11 @@ from tests.conftest import slice_data, slice_model, variant
 
 
 def test_impact_hits_and_scores_are_anserinis(embeddings):
-    from pipeline.datasets import load_dataset
-    from pipeline.index import index_variant
     from common.jvm import autoclass
-    from pipeline.retrieval import ImpactIndex
+    from engines.retrieval import ImpactIndex
+    from pipeline.index import index_variant
     from pipeline.search import token_encoder
+    from plumbing.datasets import load_dataset
 
     lucene = index_variant(slice_data(), slice_model(), variant())
     info = json.loads((lucene.parent / "manifest.json").read_text())
@@ -46,10 +46,10 @@ def _raw_tie(hits: list[tuple[str, float]], k: int) -> bool:
 
 
 def test_bm25_hits_and_scores_are_lucenesearchers(sliced):
-    from pipeline.datasets import load_dataset
-    from pipeline.index import bm25_index
     from common.jvm import start_jvm
-    from pipeline.retrieval import BM25Index
+    from engines.retrieval import BM25Index
+    from pipeline.index import bm25_index
+    from plumbing.datasets import load_dataset
 
     start_jvm()
     from pyserini.search.lucene import LuceneSearcher

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.encode import encode_corpus
-from pipeline.settings import DataSettings, ModelSettings
+from pipeline.encode import encode_corpus, encode_on_ray
+from plumbing.settings import DataSettings, ModelSettings
 
 DATA = DataSettings("scifact", "test", 2)
 MODEL = ModelSettings("smollm2", device="cpu")
 SHARD = 4  # 20 documents -> 5 shards over 2 parts
 
 
-def die_in_first_shard(dataset, data, model, parts, part, shard_size, marker: str = "") -> str:
+def die_in_first_shard(dataset, data, model, shard_size, parts, part) -> str:
     """A Ray part whose first attempt on part 0 dies after a shard's meta file and before its vectors file."""
     import pipeline.encode as encode
-    from pipeline.ray_encode import encode_part
-    from pipeline.shards import write_shard
+    from pipeline.encode import encode_part
+    from plumbing.shards import write_shard
 
     flag = Path(os.environ["KT_DIE_MARKER"])
     if part == 0 and not flag.exists():
@@ -31,7 +31,7 @@ def die_in_first_shard(dataset, data, model, parts, part, shard_size, marker: st
             os._exit(1)
 
         encode.write_shard = dying
-    return encode_part(dataset, data, model, parts, part, shard_size)
+    return encode_part(dataset, data, model, shard_size, parts, part)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,6 @@ def single(tmp_path_factory, sliced):
 
 
 def _on_ray(root: Path, monkeypatch, **kwargs) -> dict[str, bytes]:
-    from pipeline.ray_encode import encode_on_ray
-
     monkeypatch.setenv("KEYTOKENS_INDEXES", str(root))
     folder = encode_on_ray(DATA.load(), DATA, MODEL, workers=2, shard_size=SHARD, **kwargs)
     assert not list(folder.glob("*.tmp"))

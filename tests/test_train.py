@@ -9,8 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipeline.train import batch_at, info_nce, split_dev, training_pairs
+from pipeline.train import batch_at, info_nce
 from pipeline.train import main as train_main
+from pipeline.train import split_dev, training_pairs
 
 TINY = ["--dataset", "scifact", "--batch", "4", "--query-max-length", "16", "--doc-max-length", "32",
         "--eval-every", "0", "--device", "cpu"]
@@ -18,7 +19,7 @@ TINY = ["--dataset", "scifact", "--batch", "4", "--query-max-length", "16", "--d
 
 @pytest.fixture(scope="module")
 def train_split():
-    from pipeline.datasets import load_dataset
+    from plumbing.datasets import load_dataset
 
     return load_dataset("scifact", "train")
 
@@ -31,7 +32,7 @@ def test_pairs_come_from_trained_train_queries_only(train_split):
     assert pairs and {p.query for p in pairs} <= trained_texts
     assert not {p.query for p in pairs} & ({train_split.queries[q] for q in dev} - trained_texts)
     # the test split is never read: its claims reach training only where scifact repeats a train claim verbatim
-    from pipeline.datasets import load_dataset
+    from plumbing.datasets import load_dataset
 
     test_texts = set(load_dataset("scifact", "test").queries.values())
     assert len({p.query for p in pairs} & test_texts) <= 2  # scifact train 871 = test 870, train 1291 = test 1292
@@ -67,8 +68,8 @@ def test_hard_negative_columns_count_unless_they_copy_the_positive():
 def test_bm25_hard_negatives_are_unjudged_seeded_and_train(train_split):
     from encoders.models import load_model
     from encoders.presets import resolve_preset
-    from pipeline.settings import DataSettings
     from pipeline.train import Trainer, TrainSettings, bm25_negatives
+    from plumbing.settings import DataSettings
 
     trained = split_dev(train_split, 60, 13)[0][:12]
     negatives = bm25_negatives(train_split, DataSettings("scifact", "train"), trained, 2, 13)
@@ -141,11 +142,11 @@ def _backbone_dev_dense_ndcg(dev_docs: int) -> float:
     from encoders.embedder import Embedder
     from encoders.models import load_model
     from encoders.presets import resolve_preset
-    from pipeline.datasets import load_dataset
-    from pipeline.retrieval import DenseIndex
-    from pipeline.runs import score
+    from engines.retrieval import DenseIndex
     from pipeline.train import TrainSettings
     from pipeline.train_curve import DevSet
+    from plumbing.datasets import load_dataset
+    from plumbing.runs import score
 
     defaults = TrainSettings(base="smollm2", pooling="prompteol", data=("supervised", "corpus"))
     train = load_dataset("scifact", "train")

@@ -22,11 +22,11 @@ from encoders.models import load_tokenizer
 from encoders.presets import resolve_preset
 from encoders.queries import TokenQueryEncoder
 from encoders.words import WordVocabulary, word_analyzer
-from pipeline.collection import write_collection
-from pipeline.datasets import load_dataset
+from engines.retrieval import BM25Index, impact_search
 from pipeline.index import build_lucene
-from pipeline.retrieval import BM25Index, impact_search
-from pipeline.runs import score
+from plumbing.collection import write_collection
+from plumbing.datasets import load_dataset
+from plumbing.runs import score
 
 
 def main(argv: list[str] | None = None) -> int:

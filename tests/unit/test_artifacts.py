@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 
-from pipeline.artifacts import write_json
+from plumbing.artifacts import write_json
 
 
 def _write_many(path: str, times: int, start) -> None:

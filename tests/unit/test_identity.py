@@ -8,8 +8,8 @@ import pytest
 
 from common import layout
 from common.errors import InputError
-from pipeline.datasets import load_dataset
-from pipeline.settings import DataSettings
+from plumbing.datasets import load_dataset
+from plumbing.settings import DataSettings
 
 
 def _beir(folder: Path, docs: list[dict], queries: list[dict], qrels: str) -> Path:
@@ -66,7 +66,7 @@ def test_fingerprint_tells_corpora_apart(tmp_path):
 
 
 def test_test_qrels_never_stand_in_for_a_tuning_split():
-    from pipeline.datasets import ir_datasets_id
+    from plumbing.datasets import ir_datasets_id
 
     assert ir_datasets_id("arguana", "test") == "beir/arguana"  # a single-split set: that split is test
     with pytest.raises(InputError, match="unknown dataset 'arguana' \\(split 'train'\\)"):

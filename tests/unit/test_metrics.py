@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from pipeline.datasets import Dataset, Document
-from pipeline.runs import read_trec, score, write_trec
-from pipeline.settings import DataSettings, ModelSettings
+from plumbing.datasets import Dataset, Document
+from plumbing.runs import read_trec, score, write_trec
+from plumbing.settings import DataSettings, ModelSettings
 
 QRELS = {"q1": {"d1": 1, "d3": 1}, "q2": {"d2": 2}}
 DENSE = {"q1": [("d1", 3.0), ("d2", 2.0), ("d3", 1.0)], "q2": [("d1", 3.0), ("d2", 2.0)]}

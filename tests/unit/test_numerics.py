@@ -50,6 +50,6 @@ def test_quantisation_is_positive_bounded_and_monotone(weights, scale):
 
 
 def test_bench_statistics():
-    from pipeline.bench import latency_stats
+    from studies.bench import latency_stats
 
     assert latency_stats([0.001, 0.002, 0.003, 0.004]) == {"p50_ms": 2.5, "p95_ms": 3.85, "mean_ms": 2.5}

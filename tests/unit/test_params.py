@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from common.errors import InputError
-from pipeline.params import check, command_line_variables, commands
+from plumbing.params import check, command_line_variables, commands
 
 
 def test_makeflags_are_unescaped_as_make_wrote_them():

@@ -7,8 +7,8 @@ from common import layout
 from common.errors import InputError
 from encoders.pc1 import PC1Mode
 from encoders.presets import PRESETS
-from pipeline.runs import EXPERIMENTS, sparse_run_name
-from pipeline.settings import DataSettings, ModelSettings, QuerySettings, Variant
+from plumbing.runs import EXPERIMENTS, sparse_run_name
+from plumbing.settings import DataSettings, ModelSettings, QuerySettings, Variant
 
 SMOLLM2 = PRESETS["smollm2"]
 

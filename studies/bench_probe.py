@@ -1,9 +1,9 @@
 """One measured job per process, so `make bench` can report each job's own peak memory (ru_maxrss is per process).
 
-    python -m pipeline.bench_probe '{"job": "index", ...}'   -> prints one JSON line: the job's figures + peak_rss_mb
+    python -m studies.bench_probe '{"job": "index", ...}'   -> prints one JSON line: the job's figures + peak_rss_mb
 Jobs: `encode` (the first n corpus documents through the embedder), `index` (Lucene impact indexing of a
 collection folder), `serve` (load an impact index and answer a file of encoded queries, one thread).
-Called by pipeline/bench.py; a user never needs it directly.
+Called by studies/bench.py; a user never needs it directly.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def encode_job(spec: dict) -> dict:
     from encoders.embedder import Embedder
     from encoders.models import load_model
     from encoders.presets import resolve_preset
-    from pipeline.datasets import load_dataset
+    from plumbing.datasets import load_dataset
 
     torch.set_num_threads(os.cpu_count() or 1)
     dataset = load_dataset(spec["dataset"], "test", spec.get("data_dir"))
@@ -56,7 +56,7 @@ def index_job(spec: dict) -> dict:
 
 
 def serve_job(spec: dict) -> dict:
-    from pipeline.retrieval import ImpactIndex
+    from engines.retrieval import ImpactIndex
 
     queries = json.loads(Path(spec["queries"]).read_text(encoding="utf-8"))
     searcher = ImpactIndex(Path(spec["index"]))
@@ -74,7 +74,7 @@ JOBS = {"encode": encode_job, "index": index_job, "serve": serve_job}
 
 def run_probe(spec: dict) -> dict:
     """Run one job in a fresh interpreter and return its figures (with its own peak RSS)."""
-    done = subprocess.run([sys.executable, "-m", "pipeline.bench_probe", json.dumps(spec)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "studies.bench_probe", json.dumps(spec)], capture_output=True,
                           text=True, cwd=Path(__file__).resolve().parent.parent)
     if done.returncode != 0:
         raise RuntimeError(f"bench probe {spec['job']} failed: {done.stderr.strip().splitlines()[-1:]}")

@@ -1,6 +1,6 @@
 """Typed, frozen settings passed between stages, and the one place for defaults.
 
-Built once at the CLI edge (pipeline/cli.py) from flags or manifests; every stage function takes these, never an
+Built once at the CLI edge (plumbing/cli.py) from flags or manifests; every stage function takes these, never an
 argparse Namespace. `ModelSettings.preset` resolves the preset once per settings object; `Variant` is the collection
 variant (its `name` is the folder, `as_dict()` the manifest entry); `QuerySettings` the sparse query mode.
 """
@@ -54,7 +54,7 @@ class DataSettings:
         return replace(self, split=split)
 
     def load(self):
-        from pipeline.datasets import load_dataset
+        from plumbing.datasets import load_dataset
 
         return load_dataset(self.name, self.split, self.data_dir, self.beir_dir, self.limit)
 
@@ -190,7 +190,7 @@ class SearchSettings:
     threads: int = 2
     index: str | None = None
     force: bool = False
-    engine: str = "lucene"  # or "qdrant" (pipeline/qdrant.py) for sparse runs
+    engine: str = "lucene"  # or "qdrant" (engines/qdrant.py) for sparse runs
     keep_identical_ids: bool = False  # BEIR removes hits whose id is the query's id; True keeps them
 
     @property

@@ -14,7 +14,7 @@ import numpy as np
 
 from common.errors import InputError
 from encoders.splade import SparseBatch
-from pipeline.artifacts import read_json, write_bytes_with
+from plumbing.artifacts import read_json, write_bytes_with
 
 
 @dataclass

@@ -1,12 +1,12 @@
 """Serving on Qdrant: a variant's collection as Qdrant sparse vectors, in process (qdrant-edge) or on a server.
 
-`python -m pipeline.qdrant` (`make export engine=qdrant`) reads the variant's JsonVectorCollection (the same integer
+`python -m engines.qdrant` (`make export engine=qdrant`) reads the variant's JsonVectorCollection (the same integer
 impacts Lucene indexes) and writes `<variant>/qdrant/`: `terms.json` (term -> u32 index, in order of first
 appearance, so a rebuild gives the same ids), `docids.json` (point id -> document id) and `shard/`, a Qdrant Edge
 shard with one named sparse vector `tok` per document (Qdrant's own Rust sparse index). The shard is built under
 a temporary name and renamed once its point count equals the collection's. With QDRANT_URL set (a user's server
 or cluster) the same points go to the collection `keytokens-<dataset>-<model>-<variant>` through qdrant-client.
-Search (`make eval engine=qdrant`): pipeline/retrieval.py's QdrantIndex, score = sum of query weight x document
+Search (`make eval engine=qdrant`): engines/retrieval.py's QdrantIndex, score = sum of query weight x document
 weight over shared terms, exactly Lucene's impact score.
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Iterator
 import numpy as np
 
 from common.errors import InputError
-from pipeline import cli
-from pipeline.artifacts import folder_lock, manifest, read_json, write_json
-from pipeline.settings import DataSettings, ModelSettings, Variant
+from plumbing import cli
+from plumbing.artifacts import folder_lock, manifest, read_json, write_json
+from plumbing.settings import DataSettings, ModelSettings, Variant
 
 VECTOR = "tok"
 BATCH = 1000
@@ -120,7 +120,7 @@ def export(data: DataSettings, model: ModelSettings, variant: Variant, index: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.stage_parser("pipeline.qdrant", __doc__, cli.dataset_options, cli.model_options, cli.variant_options)
+    parser = cli.stage_parser("engines.qdrant", __doc__, cli.dataset_options, cli.model_options, cli.variant_options)
     parser.add_argument("--index", default=None, help="explicit variant folder (default: from model and variant options)")
     args = parser.parse_args(argv)
     model = cli.model_settings(args)

@@ -15,10 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.errors import InputError
-from pipeline import cli
-from pipeline.artifacts import write_json, write_text
-from pipeline.runs import TOP_K_ALIGNED, score
-from pipeline.settings import DataSettings, ModelSettings, SearchSettings, Variant
+from plumbing import cli
+from plumbing.artifacts import write_json, write_text
+from plumbing.runs import TOP_K_ALIGNED, score
+from plumbing.settings import DataSettings, ModelSettings, SearchSettings, Variant
 
 KS = (16, 64, 256, 1024, 2048)
 EXPANSION_KS = KS[:3]  # vocab=all writes K postings per document whatever its length: indexing cost grows with K
@@ -48,21 +48,23 @@ POINTS = {
 
 def sweep(data: DataSettings, model: ModelSettings, m: int, search: SearchSettings) -> dict:
     from pipeline.evaluate import produce_runs, splade_run, variant_runs
+    from pipeline.needs import Needs
 
     splits = {}
     for split in ("train", "test"):
         split_data = data.with_split(split)
         dataset = split_data.load()
-        baselines = {p.stem: score(dataset.qrels, p) for p in produce_runs(dataset, split_data, model, {}, m, search, quick=True)}
+        needs = Needs(dataset, split_data, search.threads)
+        baselines = {p.stem: score(dataset.qrels, p) for p in produce_runs(needs, model, {}, m, search, quick=True)}
         baselines[f"{model.name}.dense"] = baselines.get(f"{model.name}.dense")
-        splade = splade_run(dataset, split_data, model, {}, search)
+        splade = splade_run(needs, model, {}, search)
         rows = []
         grid = [(name, k, settings, query, qweight) for name, (settings, query, qweight, ks) in FAMILIES.items() for k in ks]
         grid += [(name, POINT_K, *spec) for name, spec in POINTS.items()]
         for name, k, settings, query, qweight in grid:
             settings = {"source": "aligned", "k": k, **settings}
             variant = Variant.experiment(model.preset, settings)
-            path = variant_runs(dataset, split_data, model, variant, [(query, qweight)], m, search)[0]
+            path = variant_runs(needs, model, variant, [(query, qweight)], m, search)[0]
             rows.append({"family": name, **settings, "query": query, "qweight": qweight,
                          "ndcg@10": score(dataset.qrels, path), "run": path.stem})
         splits[split] = {"rows": rows, "bm25": baselines.get("bm25"), "dense": baselines[f"{model.name}.dense"],
@@ -85,24 +87,26 @@ def pc1_curve(data: DataSettings, model: ModelSettings, m: int, search: SearchSe
     from encoders.documents import local_alignment_score
     from encoders.models import load_model
     from encoders.vocab import Vocabulary
-    from pipeline.shards import load_shards
     from pipeline.evaluate import variant_runs
+    from pipeline.needs import Needs
+    from plumbing.shards import load_shards
 
     _, embeddings, tokens = load_shards(model.embeddings_dir(data))
     loaded = load_model(model.preset, model.device, model.dtype)
     alignment = local_alignment_score(Vocabulary(loaded.tokenizer, True), loaded.lm_head, tokens)
     u1, coefficient = pc1.direction(embeddings)
     sample = np.arange(min(pc1.AUTO_SAMPLE, len(embeddings)))  # the documents pc1=auto scores alignment on
-    splits = {split: (data.with_split(split), data.with_split(split).load()) for split in ("train", "test")}
+    splits = {split: Needs(data.with_split(split).load(), data.with_split(split), search.threads)
+              for split in ("train", "test")}
     rows = []
     for multiple in PC1_MULTIPLES:
         lam = round(multiple * coefficient, 4)
         variant = Variant.experiment(model.preset, {**TOP_K_ALIGNED, "pc1": "off" if multiple == 0 else str(lam)})
         row = {"multiple": multiple, "lambda": lam,
                "local_alignment": round(alignment(pc1.adjust(embeddings[sample], pc1.shift(u1, lam)), sample), 4)}
-        for split, (split_data, dataset) in splits.items():
-            path = variant_runs(dataset, split_data, model, variant, [("tokens", "idf")], m, search)[0]
-            row[f"{split}_ndcg@10"] = score(dataset.qrels, path)
+        for split, needs in splits.items():
+            path = variant_runs(needs, model, variant, [("tokens", "idf")], m, search)[0]
+            row[f"{split}_ndcg@10"] = score(needs.dataset.qrels, path)
         rows.append(row)
     by_alignment = max(rows, key=lambda r: r["local_alignment"])
     by_train = max(rows, key=lambda r: r["train_ndcg@10"])
@@ -187,7 +191,7 @@ def table(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.stage_parser("pipeline.sweep", __doc__, cli.dataset_options, cli.model_options, cli.search_options)
+    parser = cli.stage_parser("studies.sweep", __doc__, cli.dataset_options, cli.model_options, cli.search_options)
     parser.add_argument("--force", action="store_true", help="rerun searches even when run files exist")
     args = parser.parse_args(argv)
     if args.limit:

@@ -26,7 +26,9 @@ from typing import Iterator
 import numpy as np
 
 from common.errors import InputError
-from pipeline.qdrant import collection_lines
+from engines.qdrant import collection_lines
+from plumbing.runs import Run
+from plumbing.settings import DEPTH
 
 ENCODING = "block_simdbp"
 ALGORITHM = "maxscore"  # 100k synthetic docs, k=1000: maxscore 7.9 ms, block-max MaxScore 9.5, WAND 12.3, block-max WAND 18.6
@@ -135,3 +137,9 @@ class PisaIndex:
                                     result_qidxs=np.empty(k, dtype=np.int32), result_docnos=docnos,
                                     result_ranks=np.empty(k, dtype=np.int32), result_scores=scores)
         return list(zip(docnos[:size].tolist(), scores[:size].tolist()))
+
+    def search(self, queries: dict[str, dict[str, int]], k: int = DEPTH, threads: int = 1) -> Run:
+        return {qid: self.search_one(terms, k) for qid, terms in queries.items()}
+
+    def close(self) -> None:
+        self.context = None

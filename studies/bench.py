@@ -7,7 +7,7 @@ Machines are noisy, so every figure that matters is a ratio between systems time
                each call; batch throughput with all threads
   cpu paths    the forward in float32 (2 and 1 threads), bfloat16 and int8 dynamic quantisation: docs/s as a ratio
                to float32, cosine and top-64 aligned-token overlap with float32; a training step in float32 vs bf16
-               autocast (pipeline/cpu_paths.py). `--only cpu-paths` runs this section alone (no index needed)
+               autocast (studies/cpu_paths.py). `--only cpu-paths` runs this section alone (no index needed)
   doc path     docs/s of the LLM forward alone vs forward + LM head + top-K + quantize + JSON line, and a
                torch.profiler table of the operators the forward spends its time in
   footprint    Lucene index bytes per variant (ours, SPLADE, BM25), FAISS float32 bytes, collection bytes,
@@ -35,13 +35,13 @@ from encoders.aligned import quantize, top_k
 from encoders.embedder import Embedder
 from encoders.models import load_model
 from encoders.vocab import Vocabulary
-from pipeline import cli
-from pipeline.artifacts import read_json, write_json, write_text
-from pipeline.shards import load_shards
-from pipeline.retrieval import BM25Index, DenseIndex, ImpactIndex
+from engines.retrieval import BM25Index, DenseIndex, ImpactIndex
 from pipeline.evaluate import SPLADE_MODEL
 from pipeline.search import SpladeQueryEncoder, query_encoder, token_encoder
-from pipeline.settings import DEFAULT_K, DataSettings, ModelSettings, QuerySettings, Variant
+from plumbing import cli
+from plumbing.artifacts import read_json, write_json, write_text
+from plumbing.settings import DEFAULT_K, DataSettings, ModelSettings, QuerySettings, Variant
+from plumbing.shards import load_shards
 
 WARMUP = 5  # calls before timing an LLM forward (each costs tens of ms)
 SEARCH_WARMUP_PASSES = 3  # full passes over the queries before timing a search: the JIT compiles the hot loops
@@ -152,7 +152,7 @@ def query_path(dataset, data: DataSettings, model: ModelSettings, folder: Path, 
 def word_index_row(data: DataSettings, model: ModelSettings, texts: list[str]) -> dict | None:
     """The word hybrid's no-LLM query path (analyzed query words, idf), when `make eval` has built its index: the
     same timings as the sub-word row, and the postings per query and per document of both term kinds."""
-    from pipeline.runs import EXPERIMENTS
+    from plumbing.runs import EXPERIMENTS
 
     levers = next(e.levers for e in EXPERIMENTS if e.name == "words hybrid")
     folder = Variant.experiment(model.preset, levers).dir(data, model)
@@ -215,7 +215,7 @@ def indexing_and_scaling(data: DataSettings, model: ModelSettings, folder: Path,
                          documents: int) -> dict:
     """Each job in its own process (own peak RSS): indexing with 1 and 2 threads, then index + serve + encode at
     corpus fractions, a fitted slope per figure and its estimate for 1M documents."""
-    from pipeline.bench_probe import run_probe
+    from studies.bench_probe import run_probe
 
     lines = [line for part in sorted((folder / "collection").glob("*.jsonl")) for line in part.open(encoding="utf-8")]
     work = Path(tempfile.mkdtemp(prefix="kt-bench-"))
@@ -291,7 +291,7 @@ def report(results: dict) -> str:
               "Where the forward time goes (torch.profiler, self CPU share):", "", "| operator | share | calls |", "|---|---|---|"]
     lines += [f"| {r['op']} | {r['share']:.1%} | {r['calls']} |" for r in doc["profile"]]
     if "cpu_paths" in results:
-        from pipeline.cpu_paths import report_lines
+        from studies.cpu_paths import report_lines
 
         lines += [""] + report_lines(results["cpu_paths"])
     lines += ["", "## Footprint", "", "| index | figures |", "|---|---|"]
@@ -316,7 +316,7 @@ def report(results: dict) -> str:
 def cpu_paths(dataset, data: DataSettings, model: ModelSettings) -> dict:
     """The CPU paths section, always against the float32 model (whatever dtype the bench's runs use); on a --limit
     slice a taste of it (8 documents, a training batch of 2), on a full dataset 32 documents and a batch of 8."""
-    from pipeline.cpu_paths import encode_paths, train_step_paths
+    from studies.cpu_paths import encode_paths, train_step_paths
 
     loaded = load_model(model.preset, "cpu", "float32")
     n, batch = (8, 2) if data.limit else (32, 8)
@@ -326,7 +326,7 @@ def cpu_paths(dataset, data: DataSettings, model: ModelSettings) -> dict:
 
 
 def _cpu_paths_only(data: DataSettings, model: ModelSettings) -> int:
-    from pipeline.cpu_paths import report_lines
+    from studies.cpu_paths import report_lines
 
     result = cpu_paths(data.load(), data, model)
     out = layout.bench_dir()
@@ -338,7 +338,7 @@ def _cpu_paths_only(data: DataSettings, model: ModelSettings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.stage_parser("pipeline.bench", __doc__, cli.dataset_options, cli.model_options)
+    parser = cli.stage_parser("studies.bench", __doc__, cli.dataset_options, cli.model_options)
     parser.add_argument("--only", choices=("all", "query", "cpu-paths"), default="all",
                         help="query: the query path alone (minutes); cpu-paths: the CPU forward/training paths alone "
                              "(no index needed); all (default): every section")

@@ -9,7 +9,7 @@ For each size: build time and bytes of the Lucene impact index and of each other
 Edge, Seismic, PISA), search p50/p95 one query at a time (one thread, warm), and each engine's agreement with the
 exact top-k (Qdrant and PISA are exact, so 1.0 up to ties; Seismic is approximate).
 
-    python -m pipeline.scale [--sizes 100000,300000,1000000] [--queries 200]  ->  runs/bench/scale.json, scale.md
+    python -m studies.scale [--sizes 100000,300000,1000000] [--queries 200]  ->  runs/bench/scale.json, scale.md
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ import numpy as np
 from common import layout
 from encoders.models import load_tokenizer
 from encoders.vocab import Vocabulary
-from pipeline import cli
-from pipeline.artifacts import manifest, write_json, write_text
-from pipeline.settings import DataSettings, ModelSettings, Variant
+from plumbing import cli
+from plumbing.artifacts import manifest, write_json, write_text
+from plumbing.settings import DataSettings, ModelSettings, Variant
 
 PART = 10_000
 ENGINES = ("lucene", "anserini", "qdrant", "seismic", "pisa")
@@ -107,9 +107,9 @@ def synthetic_queries(count: int, vocabulary: int, profile: dict, seed: int = 1)
 def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int, engines: tuple[str, ...] = ENGINES) -> dict:
     """One size: the engines built from the same synthetic collection and searched with the same queries. The lean
     Lucene path always runs: it is the exact reference the others are checked against."""
-    from pipeline.bench import latency_stats, timed_search
+    from engines.retrieval import ImpactIndex
     from pipeline.index import build_lucene
-    from pipeline.retrieval import ImpactIndex
+    from studies.bench import latency_stats, timed_search
 
     work = Path(tempfile.mkdtemp(prefix=f"kt-scale-{n}-"))
     try:
@@ -138,7 +138,7 @@ def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int, engi
                               "recall@10": round(recall(lucene_hits, seismic_hits, 10), 4),
                               "recall@1000": round(recall(lucene_hits, seismic_hits, DEPTH), 4)}
         if "pisa" in engines:
-            from pipeline.pisa import PisaIndex, build_pisa
+            from engines.pisa import PisaIndex, build_pisa
 
             built = build_pisa(work / "collection", work / "pisa")
             pisa = PisaIndex(work / "pisa")
@@ -153,9 +153,9 @@ def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int, engi
 
 def qdrant_engine(work: Path, queries: list[dict[str, int]]):
     """The same impacts in a Qdrant Edge shard (exact): build stats, hits and per-query seconds."""
-    from pipeline.bench import timed_search
-    from pipeline.qdrant import build_edge_shard, build_points
-    from pipeline.retrieval import QdrantIndex
+    from engines.qdrant import build_edge_shard, build_points
+    from engines.retrieval import QdrantIndex
+    from studies.bench import timed_search
 
     started = time.time()
     doc_ids, terms, vectors = build_points(work / "collection")
@@ -176,7 +176,7 @@ def seismic_engine(collection: Path, work: Path):
     """Seismic (PyPI pyseismic-lsr, Rust; approximate): the same impacts, integer ids; build stats and a searcher."""
     from seismic import SeismicIndex, get_seismic_string
 
-    from pipeline.qdrant import collection_lines
+    from engines.qdrant import collection_lines
 
     doc_ids = []
     with (work / "seismic.jsonl").open("w", encoding="utf-8") as handle:
@@ -227,7 +227,7 @@ def anserini_search(index_dir: Path):
 
 
 def report(results: dict) -> str:
-    from pipeline.bench import SEARCH_WARMUP_PASSES
+    from studies.bench import SEARCH_WARMUP_PASSES
     lines = [f"# Scale: synthetic impact collections shaped like {results['dataset']} ({results['profile']})", "",
              "| documents | engine | build s | index MB | search p50 ms | p95 ms | recall@10 / @1000 vs exact |",
              "|---|---|---|---|---|---|---|"]
@@ -262,7 +262,7 @@ def report(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.stage_parser("pipeline.scale", __doc__, cli.dataset_options, cli.model_options)
+    parser = cli.stage_parser("studies.scale", __doc__, cli.dataset_options, cli.model_options)
     parser.add_argument("--sizes", default="100000,300000,1000000", help="synthetic collection sizes, comma-separated")
     parser.add_argument("--queries", type=int, default=200, help="queries per size (default 200)")
     parser.add_argument("--engines", default=",".join(ENGINES),

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import InputError
-from pipeline.artifacts import write_text
-from pipeline.settings import DEFAULT_K
+from plumbing.artifacts import write_text
+from plumbing.settings import DEFAULT_K
 
 Run = dict[str, list[tuple[str, float]]]
 Qrels = dict[str, dict[str, int]]
@@ -52,7 +52,9 @@ def ranx_run(path: Path):
 
 def score(qrels: Qrels, run: Run | Path, metric: str = "ndcg@10") -> float:
     """One metric of a run (a TREC file or an in-memory run) against qrels, rounded to 4 places."""
-    from ranx import Qrels as RanxQrels, Run as RanxRun, evaluate
+    from ranx import Qrels as RanxQrels
+    from ranx import Run as RanxRun
+    from ranx import evaluate
 
     if isinstance(run, Path):
         scores = read_trec(run)

@@ -2,7 +2,7 @@
 
 Why: make used to paste `$(dataset)` into shell recipes, so a value was read by a shell (`dataset='x;touch F'` ran
 `touch`), and a misspelt name (`K=512`, `modle=gemma3`) was silently ignored while the default path ran. Now the
-Makefile never expands a parameter: it hands its target to `python -m pipeline.params <target>`, which reads the
+Makefile never expands a parameter: it hands its target to `python -m plumbing.params <target>`, which reads the
 command-line variables from MAKEFLAGS (make's own, unexpanded copy of them), refuses an unknown name with the
 closest known one and a known name the target does not use, and runs the target's stages as argument lists
 (`subprocess`, no shell), stopping at the first failing stage with its exit status. Values are data: they reach
@@ -111,10 +111,10 @@ TARGETS: dict[str, Target] = {
     "export": Target((ENCODE, ("pipeline.index", DATA + MODEL + VARIANT), ("<export>", DATA + MODEL + VARIANT)),
                      required=("engine",), engines=("qdrant", "opensearch", "elastic")),
     "beir": Target((("pipeline.beir", ("datasets", "limit") + MODEL + VARIANT + ("quick",)),)),
-    "sweep": Target((("pipeline.encode", ("dataset",) + MODEL), ("pipeline.sweep", ("dataset",) + MODEL))),
-    "analyze": Target((("pipeline.analyze", DATA + MODEL + ("n", "versus")),)),
-    "scale": Target((("pipeline.scale", DATA + MODEL + ("sizes", "engines")),)),
-    "bench": Target((("pipeline.bench", DATA + MODEL + ("only",)),)),
+    "sweep": Target((("pipeline.encode", ("dataset",) + MODEL), ("studies.sweep", ("dataset",) + MODEL))),
+    "analyze": Target((("studies.analyze", DATA + MODEL + ("n", "versus")),)),
+    "scale": Target((("studies.scale", DATA + MODEL + ("sizes", "engines")),)),
+    "bench": Target((("studies.bench", DATA + MODEL + ("only",)),)),
     "explain": Target((("pipeline.search", DATA + MODEL + VARIANT + ("qid",)),), required=("qid",)),
     "train": Target((("pipeline.train", ("dataset", "data_dir") + MODEL + (
         "steps", "data", "batch", "name", "objective", "sparse_weight", "sparse_target", "sparse_temperature",
@@ -122,7 +122,7 @@ TARGETS: dict[str, Target] = {
     "demo": Target((("pipeline.demo", DATA + ("device", "dtype", "also")),)),
 }
 # Targets that take no parameter but the environment's (setup, test, help) need no entry: anything else is refused.
-EXPORT_MODULES = {"qdrant": ("pipeline.qdrant", ()), "opensearch": ("pipeline.bulk", ("--engine", "opensearch")),
+EXPORT_MODULES = {"qdrant": ("engines.qdrant", ()), "opensearch": ("pipeline.bulk", ("--engine", "opensearch")),
                   "elastic": ("pipeline.bulk", ("--engine", "elastic"))}
 LIST_FLAGS = ("--also",)  # nargs="*" options: a comma-separated make value becomes several arguments
 
@@ -228,7 +228,7 @@ def commands(target: str, given: dict[str, str], python: str = sys.executable) -
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m pipeline.params <make target>   (reads the parameters from MAKEFLAGS)", file=sys.stderr)
+        print("usage: python -m plumbing.params <make target>   (reads the parameters from MAKEFLAGS)", file=sys.stderr)
         return 2
     target = args[0]
     given = command_line_variables(os.environ.get("MAKEFLAGS", ""))

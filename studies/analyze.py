@@ -29,9 +29,9 @@ from encoders.embedder import Embedder
 from encoders.models import load_model
 from encoders.presets import Preset, resolve_preset
 from encoders.vocab import Vocabulary
-from pipeline import cli
-from pipeline.artifacts import manifest, write_json, write_text
-from pipeline.settings import DataSettings, ModelSettings
+from plumbing import cli
+from plumbing.artifacts import manifest, write_json, write_text
+from plumbing.settings import DataSettings, ModelSettings
 
 COMPONENTS = 20
 EXAMPLE_DOC = "4983"  # scifact: cerebral white matter of newborns
@@ -174,7 +174,7 @@ def _write_outputs(out: Path, results: dict, embeddings: np.ndarray, docs, vocab
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.stage_parser("pipeline.analyze", __doc__, cli.dataset_options, cli.model_options)
+    parser = cli.stage_parser("studies.analyze", __doc__, cli.dataset_options, cli.model_options)
     parser.add_argument("--n", type=int, default=300, help="corpus texts to analyse (default 300)")
     parser.add_argument("--versus", default=None, metavar="BACKBONE",
                         help="compare with this model (a trained embedder's backbone) instead of mean pooling")

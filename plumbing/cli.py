@@ -1,7 +1,7 @@
 """The command-line edge: one parser shape for every stage, the shared option groups, and the settings they build.
 
 Stages never see an argparse Namespace: `main(argv)` parses, calls the builders below once, and passes typed
-settings (pipeline/settings.py) to the stage functions. `cli_main` turns an InputError into one line and exit 2.
+settings (plumbing/settings.py) to the stage functions. `cli_main` turns an InputError into one line and exit 2.
 """
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from typing import Callable
 
 from common.errors import InputError
 from encoders.queries import QUERY_MODES, QWEIGHTS
-from pipeline.settings import (ALIGNED_M, DEFAULTS, DataSettings, ModelSettings,
-                               QuerySettings, SearchSettings, Variant)
+from plumbing.settings import ALIGNED_M, DEFAULTS, DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
 
 THREADS = os.cpu_count() or 1
 ENGINES = ("lucene", "qdrant")

@@ -1,5 +1,5 @@
 """The retrieval layer: the one place searchers are built (Lucene impact, Lucene BM25, FAISS, Qdrant), for runs,
-the benchmark, the training curve and `--explain` alike. Every searcher returns runs (pipeline/runs.py).
+the benchmark, the training curve and `--explain` alike. Every searcher returns runs (plumbing/runs.py).
 
 Lucene is searched through the lean path (java/keytokens/LeanSearcher.java): the query Anserini builds, its
 similarity, its tie order and its score rounding, without a stored-document load and a Python object per hit;
@@ -8,15 +8,27 @@ tests/test_lean.py checks every hit and score against SimpleImpactSearcher and L
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from encoders.documents import BM25_B, BM25_K1
-from encoders.queries import l2_normalise
 from common.errors import InputError
 from common.jvm import autoclass, lean_available, start_jvm
-from pipeline.runs import Run
-from pipeline.settings import DEPTH
+from encoders.documents import BM25_B, BM25_K1
+from encoders.queries import l2_normalise
+from plumbing.runs import Run
+from plumbing.settings import DEPTH
+
+
+class SparseSearcher(Protocol):
+    """What every sparse engine offers (Lucene impact and BM25, Qdrant, PISA): one query's hits, best first, with
+    ties in Lucene's order where the engine can; a whole query set as a run; and `close` for its native handles."""
+
+    def search_one(self, query, k: int) -> list[tuple[str, float]]: ...
+
+    def search(self, queries: dict, k: int = DEPTH, threads: int = 1) -> Run: ...
+
+    def close(self) -> None: ...
 
 
 class LeanLucene:
@@ -68,8 +80,11 @@ class ImpactIndex(LeanLucene):
         super().__init__(index_dir, "impact")
 
 
-def impact_search(index_dir: Path, queries: dict[str, dict[str, int]], k: int = DEPTH, threads: int = 1) -> Run:
-    index = ImpactIndex(index_dir)
+def impact_search(location: Path, queries: dict[str, dict[str, int]], k: int = DEPTH, threads: int = 1,
+                  engine: str = "lucene") -> Run:
+    """A run of weighted-term queries on one engine's index of a collection (`lucene`: the Lucene impact index;
+    `qdrant`: the variant's Qdrant Edge shard)."""
+    index = SPARSE_ENGINES[engine](location)
     try:
         return index.search(queries, k, threads)
     finally:
@@ -77,7 +92,7 @@ def impact_search(index_dir: Path, queries: dict[str, dict[str, int]], k: int = 
 
 
 class QdrantIndex:
-    """A Qdrant Edge shard of a variant (pipeline/qdrant.py): the same integer impacts, Qdrant's sparse index.
+    """A Qdrant Edge shard of a variant (engines/qdrant.py): the same integer impacts, Qdrant's sparse index.
 
     Ties are ordered by collection row (the order Lucene indexed the documents in), so runs are deterministic."""
 
@@ -153,3 +168,6 @@ class DenseIndex:
         scores, rows = self.search_vectors(query_embeddings, k)
         return {qid: [(self.doc_ids[r], float(s)) for r, s in zip(row, score) if r >= 0]
                 for qid, row, score in zip(qids, rows, scores)}
+
+
+SPARSE_ENGINES: dict[str, type[SparseSearcher]] = {"lucene": ImpactIndex, "qdrant": QdrantIndex}

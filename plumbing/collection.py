@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import write_text
+from plumbing.artifacts import write_text
 
 COLLECTION_PART = 10_000
 EMPTY_TERM = "<keytokens:empty>"

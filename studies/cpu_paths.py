@@ -67,8 +67,8 @@ def encode_paths(preset: Preset, loaded: LoadedModel, texts: list[str]) -> dict:
 
 def train_step_paths(preset: Preset, loaded: LoadedModel, dataset_name: str, batch_size: int = 8) -> dict:
     """Seconds per training step (InfoNCE, forward + backward + AdamW) in float32 and in bfloat16 autocast."""
-    from pipeline.settings import DataSettings
-    from pipeline.train import TrainSettings, Trainer, batch_at, split_dev, training_pairs
+    from pipeline.train import Trainer, TrainSettings, batch_at, split_dev, training_pairs
+    from plumbing.settings import DataSettings
 
     train_split = DataSettings(dataset_name, "train").load()
     settings = TrainSettings(base=preset.name, pooling=preset.pooling, data=("supervised", "corpus"), batch_size=batch_size)
