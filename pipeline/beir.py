@@ -16,6 +16,7 @@ exports/: MTEB TaskResult JSONs, 2cr.yaml, ir-metadata YAMLs and annotated runs 
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -75,14 +76,14 @@ def run_suite(names: list[str], model: ModelSettings, levers: dict, m: int, sear
         if done.exists() and not search.force and read_json(done).get("model") == model.name:
             status[name] = {"status": "reused", "metrics": str(done)}
             try:  # the exports are written for reused datasets too, so the suite's exports are always complete
-                write_exports(out, main_systems, name, data, data.load(), 0.0)
+                write_exports(out, main_systems, name, data, model, data.load(), 0.0)
             except InputError as exc:
                 print(f"  exports of {name} skipped: {exc}", flush=True)
             continue
         started = time.time()
         try:
             results, dataset = evaluate(data, model, levers, m, search, quick=quick, no_train=no_train)
-            write_exports(out, main_systems, name, data, dataset, time.time() - started)
+            write_exports(out, main_systems, name, data, model, dataset, time.time() - started)
         except Exception as exc:  # noqa: BLE001 - one dataset's failure is reported and the suite goes on
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             print(f"  failed: {name}: {message}", flush=True)
@@ -92,12 +93,16 @@ def run_suite(names: list[str], model: ModelSettings, levers: dict, m: int, sear
     return status
 
 
-def write_exports(out: Path, systems: list[str], name: str, data: DataSettings, dataset, seconds: float) -> None:
-    """MTEB TaskResult files of the main systems' runs on one dataset."""
+def write_exports(out: Path, systems: list[str], name: str, data: DataSettings, model: ModelSettings, dataset,
+                  seconds: float) -> None:
+    """MTEB TaskResult files (and mteb's model_meta.json) of the main systems' runs on one dataset."""
     for system in systems:
         run = data.run_dir / f"{system}.trec"
         if run.exists():
-            exports.write_mteb_result(out, system, name, data.split, exports.mteb_scores(dataset.qrels, run), seconds)
+            kind = read_json(run.with_suffix(".json")).get("kind", "sparse")
+            meta = exports.mteb_model_meta(system, kind, model, data)
+            exports.write_mteb_result(out, system, name, data.split, exports.mteb_scores(dataset.qrels, run), seconds,
+                                      meta)
 
 
 def published_rows(columns: list[str]) -> dict[str, dict[str, float]]:
@@ -193,7 +198,7 @@ def plot(table: dict, path: Path, systems: list[str]) -> None:
 
 
 def write_suite(names: list[str], status: dict[str, dict], model: ModelSettings, levers: dict,
-                limit: int | None = None) -> Path:
+                limit: int | None = None, flags: list[str] | None = None) -> Path:
     """The cross-dataset report and the exports that need only run files and metrics."""
     results = {n: read_json(Path(s["metrics"])) for n, s in status.items() if s["status"] != "failed"}
     folder = suite_dir(model, limit)
@@ -204,7 +209,7 @@ def write_suite(names: list[str], status: dict[str, dict], model: ModelSettings,
     sparse = default_sparse_run(model, Variant.build(model.preset, **levers))
     plot(table, folder / "suite.png", ["bm25", f"{model.name}.dense", sparse, "splade-tiny.splade-raw",
                                        next((r for r in table["rows"] if r.startswith("splade-pp-ed")), "")])
-    exports.write_two_cr(folder / "exports" / "2cr.yaml", model.model, results)
+    exports.write_two_cr(folder / "exports" / "2cr.yaml", results, flags or ["--model", model.model])
     for dataset, metrics in results.items():
         data = DataSettings(dataset, split_of(dataset), limit=limit)
         for row in metrics["runs"]:
@@ -214,6 +219,27 @@ def write_suite(names: list[str], status: dict[str, dict], model: ModelSettings,
     print(text)
     print(f"suite: {folder / 'suite.md'}, {folder / 'suite.png'}, exports in {folder / 'exports'}")
     return folder
+
+
+NOT_REPRODUCED = {"--datasets": 1, "--beir-dir": 1, "--force": 0}  # option -> how many values follow it
+
+
+def reproduction_flags(argv: list[str], model: ModelSettings) -> list[str]:
+    """The suite's own flags that decide a dataset's numbers (model, variant, slice, quick, engine), for the 2CR
+    commands: which datasets, where they live and `--force` do not change a number, so they are left out."""
+    kept, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+            continue
+        name = arg.split("=", 1)[0]
+        if name in NOT_REPRODUCED:
+            skip = 0 if "=" in arg else NOT_REPRODUCED[name]
+            continue
+        kept.append(arg)
+    if not any(a == "--model" or a.startswith("--model=") for a in kept):
+        kept = ["--model", model.model, *kept]
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,12 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="per dataset only BM25, dense and the default sparse variant")
     parser.add_argument("--no-train", action="store_true", help="skip the train-split runs that tune the wsum fusion")
     parser.add_argument("--force", action="store_true", help="rerun datasets and searches even when results exist")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     names = expand(args.datasets)
     model, search = cli.model_settings(args), cli.search_settings(args)
     levers = cli.variant_levers(args)
     status = run_suite(names, model, levers, args.m, search, args.quick, args.no_train, args.beir_dir, args.limit)
-    write_suite(names, status, model, levers, args.limit)
+    write_suite(names, status, model, levers, args.limit, reproduction_flags(argv, model))
     failed = [n for n, s in status.items() if s["status"] == "failed"]
     if failed:
         print(f"{len(failed)} of {len(names)} dataset(s) failed: {', '.join(failed)} (see suite.md); the rest are done")

@@ -101,25 +101,28 @@ def fusion_runs(data: DataSettings, model: ModelSettings, sparse: str, test_path
     for partner in (f"{model.name}.dense", "bm25"):
         pair = [ranx_run(by_name[sparse]), ranx_run(by_name[partner])]
         fused = fuse(pair, norm="rank", method="rrf", params={"k": 60})
-        out.append(_write_fused(data, model, f"fusion-rrf.{sparse}+{partner}", fused, "rrf k=60"))
+        out.append(_write_fused(data, model, f"fusion-rrf.{sparse}+{partner}", fused, "rrf k=60",
+                                {"method": "rrf", "k": 60, "interpolates": [sparse, partner]}))
         if train_paths:
             train = {p.stem: p for p in train_paths}
             best = optimize_fusion(Qrels.from_dict(train_qrels), [ranx_run(train[sparse]), ranx_run(train[partner])],
                                    norm="min-max", method="wsum", metric="ndcg@10")
             fused = fuse(pair, norm="min-max", method="wsum", params=best)
             out.append(_write_fused(data, model, f"fusion-wsum.{sparse}+{partner}", fused,
-                                    f"wsum min-max, weights {best['weights']} tuned on the train split"))
+                                    f"wsum min-max, weights {best['weights']} tuned on the train split",
+                                    {"method": "wsum", "norm": "min-max", "weights": list(best["weights"]),
+                                     "tuned on": "train", "interpolates": [sparse, partner]}))
     return out
 
 
-def _write_fused(data: DataSettings, model: ModelSettings, name: str, fused, how: str) -> Path:
+def _write_fused(data: DataSettings, model: ModelSettings, name: str, fused, how: str, fusion: dict) -> Path:
     from plumbing.artifacts import manifest
 
     path = data.run_dir / f"{name}.trec"
     run = {q: sorted(docs.items(), key=lambda x: -x[1])[:1000] for q, docs in fused.to_dict().items()}
     write_trec(path, run, name)  # the tag names the fused runs, so models and variants
     write_json(path.with_suffix(".json"), manifest("fuse", name=name, kind="fusion", model=model.name,
-                                                   variant=how, query_mode="fused", split=data.split))
+                                                   variant=how, query_mode="fused", split=data.split, fusion=fusion))
     return path
 
 

