@@ -8,9 +8,11 @@ last-token and PromptEOL pooling, and for mean pooling it is the mean of normed 
 
 Prompts follow the preset (see encoders/presets.py): `pieces` assembles ids (special ids + instruction + template
 prefix, the text's tokens, template suffix), so an over-long text is cut inside the prompt and PromptEOL's
-`means in one word:"` ending is never lost; `whole` tokenises the whole string as the embedder's authors do, after
-cutting an over-long text at the character where its budget ends. Either way the budget counts the text's own
-tokens only: instructions and appended tokens come on top.
+`means in one word:"` ending is never lost; `whole` tokenises the whole string as the embedder's authors do. Where
+a long text is cut follows `Preset.truncation`, each embedder's own rule: the text's own tokens (`text`: the budget
+counts the text only), the whole prompt string (`whole`: GritLM, E5, Qwen3, PromptEOL at its position limit), or
+LLM2Vec's word trimming to 400 tokens before the whole string is cut (`llm2vec`). Named text preparations (the
+paper's PromptEOL code turns `_` into spaces) change only what the model reads, never the index's own terms.
 """
 from __future__ import annotations
 
@@ -20,7 +22,21 @@ import numpy as np
 import torch
 
 from encoders.models import LoadedModel
-from encoders.presets import Preset
+from encoders.presets import LLM2VEC_DOC_MAX_LENGTH, Preset
+
+
+def prepare_text(text: str, steps: tuple[str, ...]) -> str:
+    """The preset's named text preparations (encoders/presets.TEXT_PREPARATIONS), in order."""
+    for step in steps:
+        if step == "underscores":
+            text = text.replace("_", " ")
+        elif step == "prompteol-punctuation":  # PromptEOL's evaluation script, sentence by sentence
+            if text and text[-1] not in ".?\"'":
+                text += "."
+            text = text.replace('"', "'")
+            if text and text[-1] == "?":
+                text = text[:-1] + "."
+    return text
 
 
 @dataclass
@@ -79,30 +95,49 @@ class Embedder:
         return ids if ids and ids[-1] == token else ids + [token]
 
     def prompts(self, texts: list[str], is_query: bool) -> Prompts:
-        """Each text's own token ids, and the model inputs (instruction + template around the text cut to budget)."""
+        """Each text's own token ids, and the model inputs (instruction + template around the text, cut as the
+        preset's `truncation` says)."""
         preset = self.preset
         instruction = preset.query_instruction if is_query else preset.doc_instruction
         budget = max(1, preset.query_max_length if is_query else preset.max_length)
         prefix, _, suffix = preset.side_template(is_query).partition("{text}")
         own = self.tokenize(texts)
-        truncated = [len(ids) > budget for ids in own]
-        inputs, starts = [], []
-        if preset.tokenization == "whole":
-            lead = len(self.tokenizer(instruction + prefix)["input_ids"]) if instruction + prefix else 0
-            for text, cut in zip(texts, truncated):
-                fitted = self._cut(text, budget) if cut else text
-                ids = self.tokenizer(instruction + prefix + fitted + suffix)["input_ids"]
-                if preset.pool_span == "text":  # LLM2Vec's embed_mask: the last len(tokenize(text + suffix)) positions
-                    starts.append(max(0, len(ids) - len(self._ids(fitted + suffix))))
-                else:  # GritLM masks the first len(tokenize(instruction)) positions
-                    starts.append(lead if preset.pool_span == "after-instruction" else 0)
-                inputs.append(self._append(ids))
-        else:
+        if preset.tokenization == "pieces":
             head, tail = self._leading_specials() + self._ids(instruction + prefix), self._ids(suffix)
-            for ids in own:
-                inputs.append(self._append(head + ids[:budget] + tail))
-                starts.append(0 if preset.pool_span == "all" else len(head))
+            return Prompts(own, [self._append(head + ids[:budget] + tail) for ids in own],
+                           [0 if preset.pool_span == "all" else len(head)] * len(own), [len(ids) > budget for ids in own])
+        lead = len(self.tokenizer(instruction + prefix)["input_ids"]) if instruction + prefix else 0
+        inputs, starts, truncated = [], [], []
+        for text, ids in zip(texts, own):
+            text, cut = prepare_text(text, preset.text_preparation), False
+            if preset.truncation == "text":
+                cut = len(ids) > budget
+                text = self._cut(text, budget) if cut else text
+            elif preset.truncation == "llm2vec":  # trimmed by words (prepare_for_tokenization strips only [INST] ones)
+                text, cut = self._trim_words(text, budget)
+            string = instruction + prefix + text + suffix
+            full = self.tokenizer(string)["input_ids"]
+            if preset.truncation != "text" and len(full) > budget:  # as the authors call their tokenizer
+                full, cut = self.tokenizer(string, truncation=True, max_length=budget)["input_ids"], True
+            if preset.pool_span == "text":  # LLM2Vec's embed_mask: the last len(tokenize(text + suffix)) positions
+                starts.append(max(0, len(full) - min(len(self._ids(text + suffix)), budget)))
+            else:  # GritLM masks the first len(tokenize(instruction)) positions
+                starts.append(lead if preset.pool_span == "after-instruction" else 0)
+            inputs.append(self._append(full))
+            truncated.append(cut)
         return Prompts(own, inputs, starts, truncated)
+
+    def _trim_words(self, text: str, budget: int) -> tuple[str, bool]:
+        """LLM2Vec._convert_to_str: while the text (its tokens capped at `budget`) has more than 400 tokens, keep
+        `int(words * 400 / tokens)` of its whitespace-split words, joined by single spaces."""
+        length = min(len(self._ids(text)), budget)
+        trimmed = False
+        while length > LLM2VEC_DOC_MAX_LENGTH:
+            words = text.split()
+            text = " ".join(words[:int(len(words) * LLM2VEC_DOC_MAX_LENGTH / length)])
+            length = min(len(self._ids(text)), budget)
+            trimmed = True
+        return text, trimmed
 
     @torch.inference_mode()
     def encode(self, texts: list[str], is_query: bool = False, progress=None) -> EncodedBatch:

@@ -30,19 +30,36 @@ TOKENIZATIONS = ("pieces", "whole")
 # len(tokenize(instruction)) positions (<s> and the instruction); "text": LLM2Vec keeps the last
 # len(tokenize(text)) positions (its embed_mask).
 POOL_SPANS = ("all", "after-instruction", "text")
+# Where a long text is cut, as each embedder's authors cut it (the README's preset table states each rule):
+#   "text"     the text's own tokens at max_length, the prompt around it kept whole (ours; SGPT, whose tokenizer
+#              would cut at its 2,048 positions before adding the brackets, which then overflow them)
+#   "whole"    the whole prompt string with the tokenizer's special tokens at max_length tokens, then the appended
+#              token (GritLM 512; E5 4,095 + </s>; Qwen3-Embedding 8,190 + <|endoftext|>; PromptEOL, which never
+#              truncates, only at the model's 2,048 positions)
+#   "llm2vec"  LLM2Vec.encode's `doc_max_length=400`: the text (first cut at max_length tokens) is trimmed by words,
+#              `int(words * 400 / tokens)` at a time, until it has at most 400 tokens; then the whole string at
+#              max_length (512), as "whole"
+TRUNCATIONS = ("text", "whole", "llm2vec")
+LLM2VEC_DOC_MAX_LENGTH = 400
+# Named text preparations applied to the text before it enters the prompt (never to the index's own terms):
+#   "underscores"           `_` -> ` ` in the text: the paper's PromptEOL code replaces `_` after inserting the text
+#   "prompteol-punctuation" PromptEOL's evaluation script: a final `.` unless the text ends in . ? " ', `"` -> `'`,
+#                           a final `?` -> `.` (an option: the presets leave it off)
+TEXT_PREPARATIONS = ("underscores", "prompteol-punctuation")
 TRAINED_PRESET_FILE = "keytokens-preset.json"  # written by `make train` beside a trained model's weights
 # Fields added after the first manifests were written: left out of `describe()` at their defaults, so embeddings and
 # collections made before them still match their preset.
 _LATER_FIELDS = ("attention", "tokenization", "append_token", "pool_span", "normalize", "adapters",
-                 "query_template", "doc_template", "verified")
+                 "query_template", "doc_template", "verified", "truncation", "text_preparation")
 
 
 @dataclass(frozen=True)
 class Preset:
     """How to build embeddings with one model; `source` is an HF id, a local folder, a .gguf file or a package ref.
 
-    `max_length` and `query_max_length` are the text's own token budget: instruction, template and appended tokens
-    come on top, so a long instruction (E5's is 22 tokens) never eats into the query."""
+    `max_length` and `query_max_length` are a token budget whose meaning `truncation` gives: with "text" (the
+    default) the text's own tokens, instruction, template and appended tokens on top, so a long instruction never
+    eats into the query; with "whole" and "llm2vec" the whole prompt string, as the authors' code cuts it."""
 
     name: str
     source: str
@@ -65,10 +82,21 @@ class Preset:
     query_template: str = ""  # side-specific templates (SGPT's brackets); empty = `template`
     doc_template: str = ""
     verified: str = ""
+    truncation: str = "text"
+    text_preparation: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.truncation not in TRUNCATIONS:
+            raise InputError(f"preset {self.name}: truncation={self.truncation!r}; choose one of {', '.join(TRUNCATIONS)}")
+        unknown = [step for step in self.text_preparation if step not in TEXT_PREPARATIONS]
+        if unknown:
+            raise InputError(f"preset {self.name}: text preparation {unknown[0]!r} is unknown; "
+                             f"choose from {', '.join(TEXT_PREPARATIONS)}")
 
     def describe(self) -> dict:
         described = asdict(self)
         described["adapters"] = list(self.adapters)
+        described["text_preparation"] = list(self.text_preparation)
         defaults = {f.name: f.default for f in fields(Preset)}
         for name in _LATER_FIELDS:
             if getattr(self, name) == defaults[name]:
@@ -80,8 +108,9 @@ class Preset:
         """A preset from `describe()` output (a manifest or a trained model's preset file)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in values.items() if k in known}
-        if "adapters" in values:
-            values["adapters"] = tuple(values["adapters"])
+        for name in ("adapters", "text_preparation"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     def side_template(self, is_query: bool) -> str:
@@ -118,46 +147,50 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            note="SGPT on GPT-J (untied head): weighted mean, specb brackets; decoded through GPT-J",
            verified="SGPT README `tokenize_with_specb` + `get_weightedmean_embedding` (Muennighoff/sgpt)"),
     Preset("prompteol-opt-1.3b", "facebook/opt-1.3b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
-           max_length=512, query_max_length=512,
+           truncation="whole", text_preparation=("underscores",), max_length=2048, query_max_length=2048,
            note="PromptEOL on a raw OPT backbone (Jiang et al.), its own head",
            verified="PromptEOL template and last hidden state as in Nie et al.'s embedding.py (opt_eol)"),
     Preset("prompteol-llama-7b", "huggyllama/llama-7b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
-           max_length=512, query_max_length=512, batch_size=4,
+           truncation="whole", text_preparation=("underscores",), max_length=2048, query_max_length=2048,
+           batch_size=4,
            note="PromptEOL on a raw LLaMA backbone, its own head",
            verified="PromptEOL template and last hidden state as in Nie et al.'s embedding.py (llama_eol)"),
     Preset("prompteol-cse-opt-1.3b", "facebook/opt-1.3b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
-           adapters=("royokong/prompteol-opt-1.3b",), max_length=512, query_max_length=512,
+           adapters=("royokong/prompteol-opt-1.3b",), truncation="whole", text_preparation=("underscores",),
+           max_length=2048, query_max_length=2048,
            note="PromptEOL contrastively tuned (LoRA royokong/prompteol-opt-1.3b), the backbone's head",
            verified="Nie et al.'s model.py/embedding.py (opt_eol_cse): PeftModel over OPT, PromptEOL, last state"),
     Preset("prompteol-cse-llama-7b", "huggyllama/llama-7b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
-           adapters=("royokong/prompteol-llama-7b",), max_length=512, query_max_length=512, batch_size=4,
+           adapters=("royokong/prompteol-llama-7b",), truncation="whole", text_preparation=("underscores",),
+           max_length=2048, query_max_length=2048, batch_size=4,
            note="PromptEOL contrastively tuned (LoRA royokong/prompteol-llama-7b), the backbone's head",
            verified="Nie et al.'s model.py/embedding.py (llama_eol_cse): PeftModel over LLaMA, PromptEOL, last state"),
     Preset("gritlm-7b", "GritLM/GritLM-7B", pooling="mean", template="{text}", tokenization="whole",
-           attention="bidirectional", pool_span="after-instruction", normalize=True,
+           attention="bidirectional", pool_span="after-instruction", normalize=True, truncation="whole",
            query_instruction=f"<|user|>\n{_SCIFACT}\n<|embed|>\n", doc_instruction="<|embed|>\n",
            max_length=512, query_max_length=512, batch_size=8,
            note="GritLM embeds bidirectionally, mean over the text tokens only; generative too, so its own head decodes",
            verified="the `gritlm` package 1.0.2 (GritLM.encode, attn='bbcc', mean pooling, normalized)"),
     Preset("llm2vec-mistral-7b", "mistralai/Mistral-7B-Instruct-v0.2", pooling="mean", template="{text}",
-           tokenization="whole", attention="bidirectional", pool_span="text",
+           tokenization="whole", attention="bidirectional", pool_span="text", truncation="llm2vec",
            adapters=("McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp",
                      "McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp-supervised"),
-           query_template=f"[INST] {_SCIFACT}: {{text}} [/INST]", doc_template="[INST] {text} [/INST]",
+           query_template=f"{_SCIFACT}: {{text}}", doc_template="{text}",
            backbone="mistralai/Mistral-7B-Instruct-v0.2", max_length=512, query_max_length=512, batch_size=8,
-           note="LLM2Vec: bidirectional Mistral-Instruct ([INST] wrapped), MNTP then supervised LoRA, mean over the "
-                "text tokens only",
-           verified="llm2vec 0.2.3 LLM2Vec.encode/tokenize/get_pooling, ported (it pins transformers<=4.44.2)"),
+           note="LLM2Vec: bidirectional Mistral-Instruct, MNTP then supervised LoRA, mean over the text tokens only; "
+                "no [INST] wrapping: the paper's model.py loads the MNTP repository, whose name llm2vec does not wrap",
+           verified="llm2vec 0.2.3 LLM2Vec(max_length=512).encode as Nie et al.'s embedding.py calls it, ported "
+                    "(it pins transformers<=4.44.2)"),
     Preset("e5-mistral-7b", "intfloat/e5-mistral-7b-instruct", pooling="last", template="{text}",
-           tokenization="whole", append_token="</s>", normalize=True,
+           tokenization="whole", append_token="</s>", normalize=True, truncation="whole",
            query_instruction=f"Instruct: {_SCIFACT}\nQuery: ", backbone="mistralai/Mistral-7B-v0.1",
            max_length=4095, query_max_length=4095, batch_size=4,
            note="E5-Mistral: last token with </s> appended, instructed queries, bare documents",
            verified="the e5-mistral-7b-instruct model card's transformers code (last_token_pool, EOS appended)"),
     *(Preset(f"qwen3-embedding-{size.lower()}", f"Qwen/Qwen3-Embedding-{size}", pooling="last", template="{text}",
-             tokenization="whole", append_token="<|endoftext|>", normalize=True,
+             tokenization="whole", append_token="<|endoftext|>", normalize=True, truncation="whole",
              query_instruction=f"Instruct: {_SCIFACT}\nQuery:", backbone=f"Qwen/Qwen3-{size}-Base",
-             max_length=4094, query_max_length=4094, batch_size=8 if size == "0.6B" else 4,
+             max_length=8190, query_max_length=8190, batch_size=8 if size == "0.6B" else 4,
              note=f"Qwen3-Embedding-{size}: last token (<|endoftext|>), instructed queries; decoded through Qwen3-{size}-Base",
              verified="the Qwen3-Embedding model card's transformers code (last_token_pool, <|endoftext|> appended)")
       for size in ("0.6B", "4B", "8B")),

@@ -7,7 +7,9 @@ keytokens runs the mixed-length batch, so equality also shows that padding and p
 """
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,15 +17,16 @@ import torch
 import torch.nn.functional as F
 
 from tests import standins
+from tests.golden_outputs import prompteol, sgpt
 
-TEXTS = [
-    "Hello world.",
-    "Quantum entanglement of photons was observed in a 1,024-qubit array at 4 K, as the authors report.",
-    "😀 Café naïve — 中文 text, ñ.",
-    "Alterations of the architecture of cerebral white matter in the developing human brain can affect cortical "
-    "development and result in functional disabilities. A line scan diffusion-weighted magnetic resonance imaging "
-    "sequence with diffusion tensor analysis was applied to measure the apparent diffusion coefficient.",
-]
+# The parity text set, shared with tests/golden_outputs.py: short texts, emoji and non-Latin script, underscores,
+# quotes and question marks, leading whitespace, and LONG (about 800 tokens: past LLM2Vec's 400 and every 512 cut,
+# within OPT's and GPT-Neo's 2,048 positions); HUGE (past E5's 4,095 and Qwen3-Embedding's 8,190 tokens) only for
+# the presets whose official code cuts there.
+PARITY = json.loads((Path(__file__).parent / "golden" / "texts.json").read_text(encoding="utf-8"))
+TEXTS, HUGE = PARITY["texts"], PARITY["huge"]
+LONG = TEXTS[-1]
+HUGE_TEXT_PRESETS = ("e5-mistral-7b", "qwen3-embedding-0.6b")
 TASK = "Given a scientific claim, retrieve documents that support or refute the claim"
 SIDES = [pytest.param(True, id="query"), pytest.param(False, id="document")]
 
@@ -101,12 +104,13 @@ def gritlm_reference(text: str, is_query: bool):
 
     model = GritLM("GritLM/GritLM-7B", torch_dtype=torch.float32, device="cpu")
     instruction = f"<|user|>\n{TASK}\n<|embed|>\n" if is_query else "<|embed|>\n"
-    ids = model.tokenizer(instruction + text)["input_ids"]
+    ids = model.tokenizer(instruction + text, truncation=True, max_length=512)["input_ids"]  # as GritLM.encode
     return ids, torch.from_numpy(model.encode([text], instruction=instruction, batch_size=1))[0]
 
 
 def llm2vec_reference(text: str, is_query: bool):
-    """llm2vec 0.2.3 (LLM2Vec._convert_to_str, prepare_for_tokenization, tokenize, get_pooling 'mean'), ported.
+    """llm2vec 0.2.3 (LLM2Vec._convert_to_str with its word trimming, prepare_for_tokenization, tokenize,
+    get_pooling 'mean'), ported line by line from llm2vec/llm2vec.py.
 
     Its MistralBiModel attends bidirectionally: here a 4-D all-visible mask (no padding, one text) does that. The
     model: Mistral-7B-Instruct-v0.2 + the MNTP LoRA merged + the supervised LoRA (as Nie et al.'s model.py loads it).
@@ -119,8 +123,13 @@ def llm2vec_reference(text: str, is_query: bool):
     model = PeftModel.from_pretrained(model, "McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp").merge_and_unload()
     model = PeftModel.from_pretrained(model, "McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp-supervised").eval()
     instruction = f"{TASK}:" if is_query else ""
+    length = len(tokenizer(text, truncation=True, max_length=512, add_special_tokens=False)["input_ids"])
+    while length > 400:  # _convert_to_str: LLM2Vec(...)'s doc_max_length=400, as Nie et al.'s code constructs it
+        text = " ".join(text.split()[:int(len(text.split()) * 400 / length)])
+        length = len(tokenizer(text, truncation=True, max_length=512, add_special_tokens=False)["input_ids"])
     sentence = f"{instruction.strip()} !@#$%^&*(){text}" if instruction else f"!@#$%^&*(){text}"
-    sentence = "[INST] " + sentence.strip() + " [/INST]"  # prepare_for_tokenization, Mistral-7B-Instruct-v0.2
+    # prepare_for_tokenization wraps (and strips) only a model whose config name is Mistral-7B-Instruct-v0.2; Nie et
+    # al.'s model.py loads "McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp", so the sentence goes in as it is.
     parts = sentence.split("!@#$%^&*()")
     original = tokenizer(["".join(parts)], return_tensors="pt", truncation=True, max_length=512)
     n = len(tokenizer([parts[1]], add_special_tokens=False, truncation=True, max_length=512)["input_ids"][0])
@@ -129,59 +138,18 @@ def llm2vec_reference(text: str, is_query: bool):
     return original["input_ids"][0].tolist(), states[0, -n:, :].mean(dim=0)
 
 
-def sgpt_reference(repo: str):
-    def reference(text: str, is_query: bool):
-        """SGPT README (Muennighoff/sgpt): `tokenize_with_specb` brackets + `get_weightedmean_embedding`."""
-        from transformers import AutoModel, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(repo)
-        model = AutoModel.from_pretrained(repo).eval()
-        bos = tokenizer.encode("[" if is_query else "{", add_special_tokens=False)[0]
-        eos = tokenizer.encode("]" if is_query else "}", add_special_tokens=False)[0]
-        batch = tokenizer([text], padding=False, truncation=True)
-        for seq, att in zip(batch["input_ids"], batch["attention_mask"]):
-            seq.insert(0, bos)
-            seq.append(eos)
-            att.insert(0, 1)
-            att.append(1)
-        batch = tokenizer.pad(batch, padding=True, return_tensors="pt")
-        last = model(**batch, output_hidden_states=True, return_dict=True).last_hidden_state
-        weights = torch.arange(start=1, end=last.shape[1] + 1).unsqueeze(0).unsqueeze(-1).expand(last.size()).float()
-        mask = batch["attention_mask"].unsqueeze(-1).expand(last.size()).float()
-        return batch["input_ids"][0].tolist(), (torch.sum(last * mask * weights, dim=1) / torch.sum(mask * weights, dim=1))[0]
-    return reference
-
-
-def prompteol_reference(repo: str, adapter: str | None = None):
-    def reference(text: str, is_query: bool):
-        """Nie et al.'s embedding.py (opt_eol / llama_eol / *_cse): the PromptEOL template, last hidden state."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(repo)
-        tokenizer.pad_token_id, tokenizer.padding_side = 0, "left"  # as model.py sets them for OPT and LLaMA
-        model = AutoModelForCausalLM.from_pretrained(repo).eval()
-        if adapter:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, adapter).eval()
-        template = 'This_sentence_:_"*sent_0*"_means_in_one_word:"'
-        inputs = tokenizer([template.replace("*sent_0*", text).replace("_", " ")], padding=True, return_tensors="pt")
-        hidden = model(**inputs, output_hidden_states=True, return_dict=True).hidden_states[-1][:, -1, :]
-        return inputs["input_ids"][0].tolist(), hidden[0]
-    return reference
-
-
 REFERENCES = {
     "e5-mistral-7b": e5_reference,
     "qwen3-embedding-0.6b": qwen3_reference,
     "gritlm-7b": gritlm_reference,
     "llm2vec-mistral-7b": llm2vec_reference,
-    "sgpt-125m": sgpt_reference("Muennighoff/SGPT-125M-weightedmean-msmarco-specb-bitfit"),
-    "sgpt-5.8b": sgpt_reference("Muennighoff/SGPT-5.8B-weightedmean-msmarco-specb-bitfit"),
-    "prompteol-opt-1.3b": prompteol_reference("facebook/opt-1.3b"),
-    "prompteol-llama-7b": prompteol_reference("huggyllama/llama-7b"),
-    "prompteol-cse-opt-1.3b": prompteol_reference("facebook/opt-1.3b", "royokong/prompteol-opt-1.3b"),
-    "prompteol-cse-llama-7b": prompteol_reference("huggyllama/llama-7b", "royokong/prompteol-llama-7b"),
+    # SGPT's README and the paper's PromptEOL lines run under our pins too: the same functions the golden script runs
+    "sgpt-125m": sgpt("Muennighoff/SGPT-125M-weightedmean-msmarco-specb-bitfit"),
+    "sgpt-5.8b": sgpt("Muennighoff/SGPT-5.8B-weightedmean-msmarco-specb-bitfit"),
+    "prompteol-opt-1.3b": prompteol("facebook/opt-1.3b"),
+    "prompteol-llama-7b": prompteol("huggyllama/llama-7b"),
+    "prompteol-cse-opt-1.3b": prompteol("facebook/opt-1.3b", "royokong/prompteol-opt-1.3b"),
+    "prompteol-cse-llama-7b": prompteol("huggyllama/llama-7b", "royokong/prompteol-llama-7b"),
 }
 # The paper's code (model.py, load_decoder_layer): which head decodes each embedder.
 HEADS = {"e5-mistral-7b": "mistralai/Mistral-7B-v0.1", "llm2vec-mistral-7b": "mistralai/Mistral-7B-Instruct-v0.2",
@@ -201,14 +169,38 @@ def test_every_paper_preset_has_a_stand_in_and_a_reference():
 @pytest.mark.parametrize("is_query", SIDES)
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_preset_matches_official_code(hub, name, is_query):
-    """Same token ids, and embeddings within 1e-5, as the authors' code on the same weights."""
-    inputs, embeddings = ours(name, is_query)
+    """Same token ids, and embeddings within 1e-5, as the authors' code on the same weights, long texts included
+    (each preset's own truncation rule)."""
+    texts = TEXTS + ([HUGE] if name in HUGE_TEXT_PRESETS else [])
+    inputs, embeddings = ours(name, is_query, texts)
     with torch.inference_mode():
-        expected = [REFERENCES[name](text, is_query) for text in TEXTS]
-    for text, ids, (ref_ids, _) in zip(TEXTS, inputs, expected):
-        assert ids == ref_ids, f"{name}: token ids differ for {text!r}"
+        expected = [REFERENCES[name](text, is_query) for text in texts]
+    for text, ids, (ref_ids, _) in zip(texts, inputs, expected):
+        assert ids == ref_ids, f"{name}: token ids differ for {text[:60]!r} ({len(ids)} vs {len(ref_ids)} ids)"
     reference = np.stack([vector.float().numpy() for _, vector in expected])
     np.testing.assert_allclose(embeddings, reference, atol=1e-5, rtol=0)
+
+
+GOLDEN = sorted(path.stem for path in (Path(__file__).parent / "golden").glob("*.json") if path.stem != "texts")
+
+
+@pytest.mark.parametrize("is_query", SIDES)
+@pytest.mark.parametrize("name", GOLDEN)
+def test_preset_matches_golden_outputs_of_the_official_code(hub, name, is_query):
+    """The official code run in its own environment (tests/golden_outputs.py: llm2vec 0.2.3 and transformers 4.44.2,
+    the e5 card with the tokenizer appending </s>, SGPT's README, the paper's PromptEOL code) on these same stand-in
+    weights: exactly its token ids, and its embeddings within 1e-5, on every parity text, long ones included."""
+    from tests.golden_outputs import OFFICIAL, weights_sha1
+
+    golden = json.loads((Path(__file__).parent / "golden" / f"{name}.json").read_text(encoding="utf-8"))
+    assert weights_sha1(hub, OFFICIAL[name][2]) == golden["weights_sha1"], (
+        f"the stand-ins of {name} are not the weights its golden file was made from: rerun tests/golden_outputs.py")
+    texts = TEXTS + ([HUGE] if golden["huge"] else [])
+    expected = golden["query" if is_query else "document"]
+    inputs, embeddings = ours(name, is_query, texts)
+    for text, ids, want in zip(texts, inputs, expected, strict=True):
+        assert ids == want["ids"], f"{name}: token ids differ for {text[:60]!r} ({len(ids)} vs {len(want['ids'])} ids)"
+    np.testing.assert_allclose(embeddings, np.array([w["embedding"] for w in expected]), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("name", sorted(HEADS))
@@ -276,20 +268,46 @@ def test_one_model_per_weights_whatever_the_call_pattern(hub):
     assert load_model(replace(preset, name="e5-mean", pooling="mean", max_length=64)) is first
 
 
-def test_budget_counts_the_text_only(hub):
-    """E5's 22-token instruction does not eat the query budget; a cut text keeps its instruction and closing token."""
+def test_text_budget_counts_the_text_only(hub):
+    """truncation=text (SGPT): a cut text keeps its brackets, and the budget counts the text's own tokens only."""
     from encoders.embedder import Embedder
     from encoders.models import load_model
     from encoders.presets import PRESETS
 
-    preset = replace(PRESETS["e5-mistral-7b"], query_max_length=5)
+    preset = replace(PRESETS["sgpt-125m"], query_max_length=5)
     embedder = Embedder(preset, load_model(preset, "cpu"))
     prompts = embedder.prompts([TEXTS[1]], is_query=True)
-    instruction = embedder.tokenizer(f"Instruct: {TASK}\nQuery:")["input_ids"]  # the space joins the text
     assert prompts.truncated == [True]
-    assert prompts.inputs[0][:len(instruction)] == instruction
-    assert len(prompts.inputs[0]) - len(instruction) - 1 in (5, 6)  # 5 text tokens (+1 if the cut re-merges), </s>
-    assert prompts.inputs[0][-1] == embedder.tokenizer.eos_token_id
+    assert prompts.inputs[0] == embedder.tokenizer("[", add_special_tokens=False)["input_ids"] + embedder.tokenizer(TEXTS[1], add_special_tokens=False)["input_ids"][:5] + embedder.tokenizer("]", add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize("name,limit", [("gritlm-7b", 512), ("e5-mistral-7b", 4096), ("qwen3-embedding-0.6b", 8191),
+                                        ("llm2vec-mistral-7b", 512), ("prompteol-opt-1.3b", 2048)])
+def test_whole_string_limits(hub, name, limit):
+    """truncation=whole/llm2vec: the whole prompt (specials, instruction, appended token) stays within the limit
+    the authors' code sets, and a text longer than it is flagged as cut."""
+    from encoders.embedder import Embedder
+    from encoders.models import load_model
+    from encoders.presets import PRESETS
+
+    embedder = Embedder(PRESETS[name], load_model(PRESETS[name], "cpu"))
+    long = HUGE  # past every limit; only the prompts are built here, no forward pass
+    for is_query in (True, False):
+        prompts = embedder.prompts([long, TEXTS[0]], is_query)
+        assert len(prompts.inputs[0]) <= limit and prompts.truncated == [True, False]
+        if name == "llm2vec-mistral-7b":  # trimmed by words to at most 400 text tokens, well inside 512
+            assert len(prompts.inputs[0]) - prompts.starts[0] <= 400
+
+
+def test_underscores_reach_promptEOL_as_spaces_but_the_index_keeps_them(hub):
+    from encoders.embedder import Embedder
+    from encoders.models import load_model
+    from encoders.presets import PRESETS
+
+    embedder = Embedder(PRESETS["prompteol-opt-1.3b"], load_model(PRESETS["prompteol-opt-1.3b"], "cpu"))
+    prompts = embedder.prompts(["snake_case"], is_query=False)
+    assert prompts.inputs[0] == embedder.tokenizer('This sentence : "snake case" means in one word:"')["input_ids"]
+    assert prompts.own[0] == embedder.tokenizer("snake_case", add_special_tokens=False)["input_ids"]
 
 
 def test_index_builds_for_every_stand_in(hub, sliced):
