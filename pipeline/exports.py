@@ -39,33 +39,28 @@ MTEB_CUTOFFS = (1, 3, 5, 10, 20, 100, 1000)
 TWO_CR_METRICS = {"nDCG@10": "ndcg@10", "R@100": "recall@100", "R@1000": "recall@1000"}
 
 
-@lru_cache(maxsize=1)
-def git_revision() -> str:
+@lru_cache
+def _git(*args: str) -> str | None:
+    """One git query about this checkout (its output), or None where git or the answer is missing."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=layout.REPO_ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=layout.REPO_ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip() or None
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return None
 
 
-@lru_cache(maxsize=1)
+def git_revision() -> str:
+    return _git("rev-parse", "HEAD") or "unknown"
+
+
 def git_date() -> str | None:
     """The commit date of HEAD (YYYY-MM-DD): the release date of the code that made the numbers."""
-    try:
-        return subprocess.run(["git", "show", "-s", "--format=%cs", "HEAD"], cwd=layout.REPO_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip() or None
-    except (OSError, subprocess.CalledProcessError):
-        return None
+    return _git("show", "-s", "--format=%cs", "HEAD")
 
 
-@lru_cache(maxsize=1)
 def repository_url() -> str | None:
     """Where the code lives (git's `origin`), or None for a checkout without one."""
-    try:
-        return subprocess.run(["git", "remote", "get-url", "origin"], cwd=layout.REPO_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip() or None
-    except (OSError, subprocess.CalledProcessError):
-        return None
+    return _git("remote", "get-url", "origin")
 
 
 def mteb_scores(qrels: dict, run_path: Path) -> dict[str, float]:
@@ -189,6 +184,7 @@ def anserini_jars() -> list[str]:
     return [f"anserini=={jar.name[len('anserini-'):-len('-fatjar.jar')]}" for jar in jars]
 
 
+@lru_cache(maxsize=1)
 def platform_metadata() -> dict:
     """PRIMAD's platform: CPU, GPU where torch sees one, RAM, OS, libraries and the retrieval toolkits."""
     import os
