@@ -62,7 +62,13 @@ $(STAMP): requirements.txt requirements-models.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-test: setup
+# The real tokenizers of the LLaMA, GPT-2 (GPT-Neo, GPT-J, OPT) and Qwen families the preset tests build their
+# stand-ins with: vocabularies from the llama-cpp-python sdist on PyPI (tests/vocabularies.py), fetched once.
+VOCAB := .cache/vocab/ggml-vocab-qwen2.gguf
+$(VOCAB): | $(STAMP)
+	$(PY) -m tests.vocabularies --fetch
+
+test: setup $(VOCAB)
 	$(RUN)
 	$(PY) -m pytest -q tests
 

@@ -126,6 +126,9 @@ def sgpt(repo: str):
         from transformers import AutoModel, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(repo)
+        # GPT-2's vocabulary has no pad token, which `tokenizer.pad` asks for even where, as with one text, nothing
+        # is padded: eos stands in (the padding never reaches the embedding here)
+        tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
         model = AutoModel.from_pretrained(repo).eval()
         bos = tokenizer.encode("[" if is_query else "{", add_special_tokens=False)[0]
         eos = tokenizer.encode("]" if is_query else "}", add_special_tokens=False)[0]

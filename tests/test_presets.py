@@ -327,3 +327,27 @@ def test_index_builds_for_every_stand_in(hub, sliced):
         assert variants, name
         info = json.loads((variants[0] / "manifest.json").read_text())
         assert info["counts"]["documents"] == len(sliced.corpus)
+
+
+def test_stand_in_tokenizers_are_each_familys_own():
+    """tests/vocabularies.py: GPT-2's BPE and Qwen's give llama.cpp's reference ids (the families' Hugging Face
+    tokenizers') on every test string; the LLaMA SentencePiece model reproduces them all through SentencePiece
+    itself, and through transformers 5 on every string but those that open with a space (its dummy prefix is not
+    added before an existing space); OPT is GPT-2's segmentation shifted by its four specials, after `</s>`;
+    GPT-J's tokenizer has its 50,400 ids."""
+    import sentencepiece
+
+    from tests import vocabularies
+
+    texts = vocabularies.references("llama-spm")
+    failures = vocabularies.check()
+    assert failures["gpt2"] == 0 and failures["qwen"] == 0
+    llama = vocabularies.family("llama")
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(Path(llama.name_or_path) / "tokenizer.model"))
+    assert all(processor.encode(text) == ids for text, ids in texts)
+    differ = [text for text, ids in texts if llama.encode(text, add_special_tokens=False) != ids]
+    assert failures["llama"] == len(differ) and all(text.startswith(" ") for text in differ)
+    gpt2, opt = vocabularies.family("gpt2"), vocabularies.family("opt")
+    for text, _ in vocabularies.references("gpt-2")[:10]:
+        assert opt.encode(text) == [2] + [i + 4 for i in gpt2.encode(text)]
+    assert len(vocabularies.family("gpt-j")) == 50_400 and len(vocabularies.family("qwen")) == 151_669
