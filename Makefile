@@ -29,7 +29,7 @@ help:
 	@echo "make sweep dataset=D [model=M]   nDCG@10 over K / weighting / normalize / vocab / pc1 / query modes, plot; chosen on train"
 	@echo "make analyze dataset=D [model=M] [n=300] [versus=BACKBONE]  alignment metrics (hit@k, local, global), PC1 plots, report"
 	@echo "make bench dataset=D [model=M] [only=query|cpu-paths]   query/doc path costs as ratios (sparse vs dense vs BM25 vs SPLADE), footprint, scaling"
-	@echo "make scale [sizes=100000,300000,1000000] [engines=lucene,anserini,qdrant,seismic,pisa]   engines on synthetic collections shaped like the dataset"
+	@echo "make scale [sizes=100000,300000,1000000] [engines=lucene,anserini,qdrant,seismic,pisa] [terms=words|tokens]   engines on synthetic collections shaped like the dataset's words (or tokens)"
 	@echo "make explain dataset=D qid=Q     shared terms and their score contributions for one query"
 	@echo "make train [model=M] [steps=120] [data=supervised,corpus] [batch=16] [name=M-ft] [objective=dense|joint] [sparse_weight=W]"
 	@echo "                                 InfoNCE fine-tuning -> models/<name>/; joint adds the aligned-token index loss"

@@ -78,11 +78,16 @@ def hybrid_vectors(vocab: Vocabulary, embeddings: np.ndarray, lm_head, tokens: l
     return [quantize(doc, scale) for doc in merged], scale
 
 
+def check_k(k: int, vocabulary: int) -> None:
+    """Top-K over a vocabulary of `vocabulary` tokens: refused, not silently clamped, when K is not smaller."""
+    if k >= vocabulary:
+        raise InputError(f"k={k} is not smaller than the vocabulary ({vocabulary} tokens); choose a smaller K")
+
+
 def aligned_vectors(vocab: Vocabulary, embeddings: np.ndarray, lm_head, tokens: list[np.ndarray], k: int,
                     weighting: str, within_text: bool) -> tuple[list[dict[str, int]], float]:
     """Top-K aligned tokens per document (`within_text`: only tokens whose term occurs in it), merged into terms."""
-    if k >= len(vocab):
-        raise InputError(f"k={k} is not smaller than the vocabulary ({len(vocab)} tokens); choose a smaller K")
+    check_k(k, len(vocab))
     candidates = None
     if within_text:
         term_ids = term_index(vocab)

@@ -29,6 +29,7 @@ from encoders import pc1
 from encoders.aligned import top_k
 from encoders.documents import (
     aligned_vectors,
+    check_k,
     expansion_word_vectors,
     hybrid_vectors,
     hybrid_word_vectors,
@@ -123,6 +124,7 @@ def word_vectors(data: DataSettings, variant: Variant, doc_ids: list[str], embed
         return (*expansion_word_vectors(counts, WordHead(vocab), adjusted, lm_head, int(variant.k)), entry)
     if variant.source == "hybrid":
         return (*hybrid_word_vectors([c for c, _ in words], [p for _, p in words], adjusted, lm_head), entry)
+    check_k(int(variant.k), len(tokenizer))  # aligned tokens are chosen among the tokens, then merged into words
     if variant.vocab == "text":
         candidates = [np.unique(np.concatenate(list(p.values()))) if p else np.zeros(0, dtype=np.int64) for _, p in words]
         chunks = top_k(adjusted, lm_head, int(variant.k), variant.weighting, candidates)

@@ -5,7 +5,8 @@ plus seeded random others), encoded at the training lengths so an evaluation cos
 Dense: FAISS cosine, as the dense run. Sparse: each document's top-1024 aligned tokens among its own terms
 (log weights, normalised, no PC1: the TOP_K_ALIGNED family without the PC1 step), indexed by Lucene and searched
 with idf-weighted query tokens, as the `query=tokens` run is: what the aligned tokens alone give, without BM25-tf.
-Hybrid: the default variant's weights (BM25-tf x (1 + scaled aligned logit), no PC1), the same way.
+Hybrid: the sub-word hybrid's weights (BM25-tf x (1 + scaled aligned logit) over tokens, no PC1), the same way;
+with sparse_target=expansion also the word expansion and the word control (BM25 in impact form).
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def plot_training(state: dict, path: Path, name: str) -> None:
         right.plot(at, [c["dense_ndcg@10"] for c in curve], "o-", label="dense (cosine)")
         right.plot(at, [c["sparse_ndcg@10"] for c in curve], "s-", label="sparse (top-1024 aligned, idf query)")
         if all("hybrid_ndcg@10" in c for c in curve):
-            right.plot(at, [c["hybrid_ndcg@10"] for c in curve], "^-", label="sparse hybrid (default variant)")
+            right.plot(at, [c["hybrid_ndcg@10"] for c in curve], "^-", label="sub-word hybrid (no LLM)")
         if all("expansion_ndcg@10" in c for c in curve):
             right.plot(at, [c["expansion_ndcg@10"] for c in curve], "v-", label="word expansion (trained index)")
             right.plot(at, [c["words_control_ndcg@10"] for c in curve], "k--", label="word control (BM25, no LLM)")

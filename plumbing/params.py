@@ -113,7 +113,7 @@ TARGETS: dict[str, Target] = {
     "beir": Target((("pipeline.beir", ("datasets", "limit") + MODEL + VARIANT + ("quick",)),)),
     "sweep": Target((("pipeline.encode", ("dataset",) + MODEL), ("studies.sweep", ("dataset",) + MODEL))),
     "analyze": Target((("studies.analyze", DATA + MODEL + ("n", "versus")),)),
-    "scale": Target((("studies.scale", DATA + MODEL + ("sizes", "engines")),)),
+    "scale": Target((("studies.scale", DATA + MODEL + ("sizes", "engines", "terms")),)),
     "bench": Target((("studies.bench", DATA + MODEL + ("only",)),)),
     "explain": Target((("pipeline.search", DATA + MODEL + VARIANT + ("qid",)),), required=("qid",)),
     "train": Target((("pipeline.train", ("dataset", "data_dir") + MODEL + (

@@ -1,15 +1,18 @@
 """Scale measured, not extrapolated: synthetic impact collections of 100k-1M documents, Lucene against other engines.
 
 The synthetic documents follow the real collection's shape: postings per document and document frequencies from
-the dataset's own terms (the default hybrid variant indexes exactly the document's own terms, so the tokenizer
-alone gives them, no LLM), terms drawn by the Zipf law fitted to those frequencies from a vocabulary that grows
-with the corpus (Heaps' law) up to the tokenizer's own term count, impact weights drawn from a real collection's
-weight histogram. Queries: 20-term samples of the same law with idf-like weights, 1,000 hits.
+the dataset's own terms (the hybrid variants index exactly the document's own terms, so Lucene's analyzer for
+`--terms words`, the default, or the tokenizer for `--terms tokens` gives them, no LLM), terms drawn by the Zipf
+law fitted to those frequencies from a vocabulary that grows with the corpus (Heaps' law; for tokens up to the
+tokenizer's own term count), impact weights drawn from a real collection's weight histogram. Queries: 20-term
+samples of the same law with idf-like weights, 1,000 hits. Word and sub-word curves are written apart
+(scale.json for words, scale-tokens.json), so both can stand side by side.
 For each size: build time and bytes of the Lucene impact index and of each other engine's (Anserini's path, Qdrant
 Edge, Seismic, PISA), search p50/p95 one query at a time (one thread, warm), and each engine's agreement with the
 exact top-k (Qdrant and PISA are exact, so 1.0 up to ties; Seismic is approximate).
 
-    python -m studies.scale [--sizes 100000,300000,1000000] [--queries 200]  ->  runs/bench/scale.json, scale.md
+    python -m studies.scale [--sizes 100000,300000,1000000] [--queries 200] [--terms words|tokens]
+        ->  runs/bench/scale.json, scale.md (words) or scale-tokens.json, scale-tokens.md
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from encoders.models import load_tokenizer
 from encoders.vocab import Vocabulary
 from plumbing import cli
 from plumbing.artifacts import manifest, write_json, write_text
-from plumbing.settings import DataSettings, ModelSettings, Variant
+from plumbing.settings import TERMS, DataSettings, ModelSettings, Variant
 
 PART = 10_000
 ENGINES = ("lucene", "anserini", "qdrant", "seismic", "pisa")
@@ -34,24 +37,32 @@ QUERY_TERMS = 20
 DEPTH = 1000
 
 
-def corpus_profile(data: DataSettings, model: ModelSettings) -> dict:
-    """Postings per document and the Zipf exponent of document frequencies, from the corpus's own terms."""
+def corpus_profile(data: DataSettings, model: ModelSettings, terms: str = "words") -> dict:
+    """Postings per document and the Zipf exponent of document frequencies, from the corpus's own terms: its
+    Lucene-analyzed words, or its normalised tokenizer tokens (`terms=tokens`, capped at the tokenizer's count)."""
     dataset = data.load()
-    vocab = Vocabulary(load_tokenizer(model.preset.source), normalize=True)
     lengths, df = [], {}
-    tokenizer = vocab.tokenizer
-    for doc in dataset.corpus.values():
-        terms = vocab.own_term_counts(tokenizer(doc.contents, add_special_tokens=False)["input_ids"])
-        lengths.append(len(terms))
-        for term in terms:
+    if terms == "words":
+        from encoders.words import word_analyzer
+
+        analyzer = word_analyzer()
+        own = (set(analyzer.terms(doc.contents)) for doc in dataset.corpus.values())
+        cap = {}
+    else:
+        vocab = Vocabulary(load_tokenizer(model.preset.source), normalize=True)
+        own = (vocab.own_term_counts(vocab.tokenizer(doc.contents, add_special_tokens=False)["input_ids"])
+               for doc in dataset.corpus.values())
+        cap = {"max_vocabulary": len({t for t in vocab.terms if t is not None})}
+    for document_terms in own:
+        lengths.append(len(document_terms))
+        for term in document_terms:
             df[term] = df.get(term, 0) + 1
     freq = np.sort(np.array(list(df.values()), dtype=float))[::-1]
     ranks = np.arange(1, len(freq) + 1)
     head = slice(0, max(10, len(freq) // 2))  # the law's fit on the frequent half (the tail is all ones)
     exponent = float(-np.polyfit(np.log(ranks[head]), np.log(freq[head]), 1)[0])
     return {"documents": len(lengths), "lengths": lengths, "vocabulary": len(df), "zipf_exponent": round(exponent, 3),
-            "mean_postings": round(float(np.mean(lengths)), 1),
-            "max_vocabulary": len({t for t in vocab.terms if t is not None})}
+            "mean_postings": round(float(np.mean(lengths)), 1), "terms": terms, **cap}
 
 
 def weight_histogram(collection: Path) -> np.ndarray:
@@ -74,8 +85,8 @@ def _zipf_sampler(vocabulary: int, exponent: float, rng: np.random.Generator):
 def synthesize(folder: Path, n: int, profile: dict, weights: np.ndarray, seed: int = 0) -> int:
     """`n` synthetic documents in JsonVectorCollection parts; the vocabulary grows with n as Heaps' law has it."""
     rng = np.random.default_rng(seed)
-    vocabulary = int(profile["vocabulary"] * (n / profile["documents"]) ** 0.6)  # Heaps' law, capped: index terms
-    vocabulary = max(min(vocabulary, profile.get("max_vocabulary", vocabulary)), 2 * max(profile["lengths"]))  # are tokens
+    vocabulary = int(profile["vocabulary"] * (n / profile["documents"]) ** 0.6)  # Heaps' law (tokens: capped at the
+    vocabulary = max(min(vocabulary, profile.get("max_vocabulary", vocabulary)), 2 * max(profile["lengths"]))  # tokenizer's)
     draw = _zipf_sampler(vocabulary, profile["zipf_exponent"], rng)
     lengths = rng.choice(np.maximum(profile["lengths"], 1), size=n)
     folder.mkdir(parents=True, exist_ok=True)
@@ -270,14 +281,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights-from", default=None, metavar="COLLECTION",
                         help="a real collection folder for the weight histogram (default: the default variant of the "
                         "dataset slice, which `make index` builds)")
+    parser.add_argument("--terms", default=None, choices=TERMS,
+                        help="the index terms the synthetic collection is shaped like (default: the default variant's, words)")
     args = parser.parse_args(argv)
     data, model = cli.data_settings(args), cli.model_settings(args)
-    weights_from = Path(args.weights_from) if args.weights_from else Variant.build(model.preset).dir(data, model) / "collection"
+    variant = Variant.build(model.preset, terms=args.terms)
+    weights_from = Path(args.weights_from) if args.weights_from else variant.dir(data, model) / "collection"
     if not weights_from.is_dir():
         from common.errors import InputError
 
         raise InputError(f"no collection at {weights_from}; run `make index` first or pass --weights-from")
-    profile = corpus_profile(DataSettings(data.name, data.split, None, data.data_dir, data.beir_dir), model)
+    profile = corpus_profile(DataSettings(data.name, data.split, None, data.data_dir, data.beir_dir), model,
+                             variant.terms)
     weights = weight_histogram(weights_from)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
@@ -286,14 +301,15 @@ def main(argv: list[str] | None = None) -> int:
         from common.errors import InputError
 
         raise InputError(f"engines={args.engines}: unknown {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
-    results = {"dataset": data.name, "profile": f"{profile['mean_postings']} postings/doc, Zipf s={profile['zipf_exponent']}, "
-               f"weights from {weights_from.parent.name}", "sizes": []}
+    results = {"dataset": data.name, "profile": f"{profile['mean_postings']} {variant.terms} postings/doc, Zipf "
+               f"s={profile['zipf_exponent']}, weights from {weights_from.parent.name}", "terms": variant.terms, "sizes": []}
     out = layout.bench_dir()
+    name = "scale" if variant.terms == "words" else f"scale-{variant.terms}"
     for n in sizes:
         print(f"scale: {n:,} documents", flush=True)
         results["sizes"].append(measure(n, profile, weights, args.queries, engines))
-        write_json(out / "scale.json", manifest("scale", **results, weights=weights.tolist()))
-        write_text(out / "scale.md", report(results))
+        write_json(out / f"{name}.json", manifest("scale", **results, weights=weights.tolist()))
+        write_text(out / f"{name}.md", report(results))
     print(report(results))
     return 0
 

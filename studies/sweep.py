@@ -1,7 +1,8 @@
 """make sweep: nDCG@10 of aligned-token variants over K, weighting, normalisation, vocab, PC1, query weights and
 query modes, from the stored embeddings (no re-encoding), on the train split (for choosing) and the test split
 (for reporting). The variant that wins on train is the one to make the default of `make index`; test numbers are
-reported beside it, never used to choose.
+reported beside it, never used to choose. Its levers are the sub-word variants' (terms=tokens: normalize, vocab and
+the top-K weightings are choices over tokenizer tokens; the word default is compared in the leaderboard).
 
 The PC1 curve answers the paper-inspired question "does the lambda that maximises local alignment also maximise
 nDCG@10?": top-1024 aligned tokens with e + lambda * u1 for lambda on a grid (multiples of the corpus mean's PC1
@@ -62,7 +63,7 @@ def sweep(data: DataSettings, model: ModelSettings, m: int, search: SearchSettin
         grid = [(name, k, settings, query, qweight) for name, (settings, query, qweight, ks) in FAMILIES.items() for k in ks]
         grid += [(name, POINT_K, *spec) for name, spec in POINTS.items()]
         for name, k, settings, query, qweight in grid:
-            settings = {"source": "aligned", "k": k, **settings}
+            settings = {"source": "aligned", "k": k, "terms": "tokens", **settings}  # the sub-word levers
             variant = Variant.experiment(model.preset, settings)
             path = variant_runs(needs, model, variant, [(query, qweight)], m, search)[0]
             rows.append({"family": name, **settings, "query": query, "qweight": qweight,

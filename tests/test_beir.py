@@ -137,7 +137,7 @@ def test_mteb_results_load_back(suite, isolated_outputs):
     assert len(files) == 2  # the dense run and the default sparse run, as two systems
     loaded = ResultCache(cache).load_results(tasks=[mteb.get_task("NFCorpus")])
     by_model = {m.model_name: m for m in loaded.model_results}
-    assert set(by_model) == {"keytokens/smollm2.dense", "keytokens/smollm2.hybrid-bm25tf-norm-pc1remove.tokens-idf"}
+    assert set(by_model) == {"keytokens/smollm2.dense", "keytokens/smollm2.hybrid-bm25tf-words-pc1remove.tokens-idf"}
     ours = next(r for r in json.loads((isolated_outputs / "runs" / "nfcorpus" / "metrics.json").read_text())["runs"]
                 if r["name"] == "smollm2.dense")
     result = by_model["keytokens/smollm2.dense"].task_results[0]
@@ -179,7 +179,7 @@ def test_two_cr_command_runs_as_written_and_gives_its_numbers(suite, suite_beir,
 
     folder, _ = suite
     conditions = yaml.safe_load((folder / "exports" / "2cr.yaml").read_text())["conditions"]
-    condition = next(c for c in conditions if c["name"] == "keytokens.smollm2.hybrid-bm25tf-norm-pc1remove.tokens-idf")
+    condition = next(c for c in conditions if c["name"] == "keytokens.smollm2.hybrid-bm25tf-words-pc1remove.tokens-idf")
     entry = next(e for e in condition["datasets"] if e["dataset"] == key)
     output = tmp_path / "run.txt"
     command = Template(condition["command"]).substitute(dataset=key, output=str(output))

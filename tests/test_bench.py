@@ -12,16 +12,18 @@ def test_bench_report_is_well_formed(evaluated, isolated_outputs):
     main(["--dataset", "scifact", "--limit", str(SLICE), "--device", "cpu"])
     data = json.loads((isolated_outputs / "runs" / "bench" / f"scifact-limit{SLICE}.json").read_text())
     query = data["query_path"]
-    for system in ("a sparse tokens", "b sparse aligned", "c dense", "d bm25", "e splade", "f sparse words"):
+    for system in ("a sparse tokens", "b sparse aligned", "c dense", "d bm25", "e splade", "f sparse sub-words"):
         for part in query[system].values():
             assert part["p50_ms"] > 0 and part["mean_ms"] > 0, system
     assert set(query["ratios"]) == {"dense / sparse tokens (mean end-to-end)", "dense / sparse aligned", "sparse tokens / bm25",
-                                    "dense / sparse tokens (p50 end-to-end)", "sparse words / bm25 (p50 k=1000)",
-                                    "sparse words / bm25 (p50 k=10)"}
-    # the evaluated slice has the word hybrid's index: its words are fewer than the sub-word terms, per query and doc
+                                    "dense / sparse tokens (p50 end-to-end)"} | {
+        f"sparse {terms} / bm25 (p50 k={k})" for terms in ("tokens", "sub-words") for k in (1000, 10)}
+    # the default indexes words: fewer than the sub-word hybrid's terms per query and per document, and exactly
+    # BM25's distinct words per document (the hybrid reweights a document's own words, adds none)
     postings = query["postings"]
-    assert postings["sparse words per query"] < postings["sparse tokens per query"]
-    assert postings["sparse words per document"] < postings["sparse tokens per document"]
+    assert postings["default (words) terms per query"] < postings["sub-word hybrid terms per query"]
+    assert postings["default (words) terms per document"] < postings["sub-word hybrid terms per document"]
+    assert postings["default (words) terms per document"] == postings["bm25 distinct words per document"]
     for system in ("a sparse tokens", "d bm25"):  # the lean path at both depths, its time split into Java and Python
         for k in (10, 1000):
             parts = query[system]
@@ -40,7 +42,7 @@ def test_bench_report_is_well_formed(evaluated, isolated_outputs):
     assert 0.9 < paths["bfloat16"]["cosine_min"] < 0.99999 and paths["float32, 1 thread"]["cosine_min"] > 0.9999
     assert all(p["docs_per_second"] > 0 and -1 <= p["cosine_min"] <= 1 for p in paths.values())
     assert set(data["cpu_paths"]["train_step"]["seconds_per_step"]) == {"float32", "bfloat16 autocast"}
-    assert "smollm2/hybrid-bm25tf-norm-pc1remove" in data["footprint"] and data["peak_rss_mb"] > 0
+    assert "smollm2/hybrid-bm25tf-words-pc1remove" in data["footprint"] and data["peak_rss_mb"] > 0
     text = (isolated_outputs / "runs" / "bench" / f"scifact-limit{SLICE}.md").read_text()
     assert text.startswith("# Bench:") and "## Query path" in text and "## Scaling" in text and "1M documents" in text
     assert "## CPU paths" in text and "| int8 dynamic |" in text

@@ -35,10 +35,10 @@ def test_every_experiment_and_the_key_figure_are_reported(evaluated):
     names = {r["name"] for r in metrics["runs"]}
     variants = {r["variant"] for r in metrics["runs"] if r["kind"] in ("sparse", "control")}
     assert len(variants) == len(EXPERIMENTS) - 1  # the hybrid experiment is the default variant itself
-    assert "smollm2.hybrid-bm25tf-norm-pc1remove.tokens-idf" in names
-    assert "fusion-rrf.smollm2.hybrid-bm25tf-norm-pc1remove.tokens-idf+smollm2.dense" in names
+    assert "smollm2.hybrid-bm25tf-words-pc1remove.tokens-idf" in names
+    assert "fusion-rrf.smollm2.hybrid-bm25tf-words-pc1remove.tokens-idf+smollm2.dense" in names
     text = (folder / "leaderboard.md").read_text()
-    key = "smollm2.hybrid-bm25tf-norm-pc1remove.tokens-idf"
+    key = "smollm2.hybrid-bm25tf-words-pc1remove.tokens-idf"
     assert metrics["key_run"] == key and metrics["faithful_run"].endswith(".aligned32-count")
     opening = text.splitlines()[2]
     assert opening.startswith(f"**The no-LLM sparse run ({key}: the default variant") and "against BM25" in opening

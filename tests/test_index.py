@@ -30,7 +30,7 @@ def test_embeddings_manifest(embeddings, sliced):
 
 
 def test_aligned_tokens_of_known_passage_hold_its_key_words(embeddings):
-    folder = project(slice_data(), slice_model(), variant(source="aligned", k=128, vocab="all", pc1="remove"))
+    folder = project(slice_data(), slice_model(), variant(source="aligned", k=128, vocab="all", pc1="remove", terms="tokens"))
     docs = _collection(folder)
     hits = {d["id"]: len(KEY_WORDS & set(d["vector"])) for d in docs}
     assert hits["4983"] >= 3, hits["4983"]  # cerebral white matter in newborns: brain, neonatal, neuro (measured)
@@ -38,7 +38,8 @@ def test_aligned_tokens_of_known_passage_hold_its_key_words(embeddings):
 
 
 def test_collection_lines_hold_positive_ints_within_scale(embeddings):
-    folder = project(slice_data(), slice_model(), variant(source="aligned", k=64, vocab="all", pc1="off", weighting="logit", normalize="off"))
+    folder = project(slice_data(), slice_model(), variant(source="aligned", k=64, vocab="all", pc1="off", weighting="logit", normalize="off",
+                                                                  terms="tokens"))
     docs = _collection(folder)
     assert len(docs) == 50
     for doc in docs:

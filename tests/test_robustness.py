@@ -22,6 +22,7 @@ from pipeline.encode import encode_corpus
 from pipeline.index import build_lucene, index_variant, lucene_doc_count
 from pipeline.search import impact_search, run_sparse
 from plumbing.artifacts import folder_lock
+from plumbing.collection import EMPTY_TERM
 from plumbing.settings import DataSettings, QuerySettings, SearchSettings
 from tests.conftest import REPO, SLICE, slice_data, slice_model, variant
 
@@ -70,7 +71,11 @@ def test_odd_but_valid_corpus_is_indexed(tmp_path):
     lucene = index_variant(data, model, variant())
     assert lucene_doc_count(lucene) == 8
     collection = json.loads((lucene.parent / "manifest.json").read_text())
-    assert collection["counts"]["documents_without_terms"] >= 2  # the empty and the emoji-only documents
+    assert collection["counts"]["documents_without_terms"] >= 1  # the empty document
+    vectors = {d["id"]: d["vector"] for part in sorted((lucene.parent / "collection").glob("part-*.jsonl"))
+               for d in map(json.loads, part.read_text(encoding="utf-8").splitlines())}
+    assert set(vectors["empty"]) == {EMPTY_TERM}  # the placeholder that keeps the document countable
+    assert len(vectors["emoji"]) == 3  # Lucene's analyzer keeps each emoji as a word
     run = run_sparse(dataset, data, model, variant(), QuerySettings(), SearchSettings())
     lines = run.read_text().splitlines()
     assert {line.split()[0] for line in lines} == {"q1"}  # the empty query q2 has no terms and so no hits
@@ -113,7 +118,7 @@ def test_model_without_lm_head_is_refused(tmp_path):
 
 
 def test_query_side_refuses_an_index_of_another_normalisation(embeddings):
-    raw = index_variant(slice_data(), slice_model(), variant(normalize="off", k=64)).parent
+    raw = index_variant(slice_data(), slice_model(), variant(normalize="off", k=64, terms="tokens")).parent
     result = _cli("pipeline.search", "--dataset", "scifact", "--limit", str(SLICE), "--index", str(raw), "--normalize", "on")
     _one_line_error(result, "normalize=off, the query side asks for normalize=on")
 

@@ -15,14 +15,20 @@ SMOLLM2 = PRESETS["smollm2"]
 
 def test_default_variant_and_its_folder_name():
     assert Variant.build(SMOLLM2).as_dict() == {"source": "hybrid", "k": 1024, "weighting": "bm25tf", "normalize": "on",
-                                                 "vocab": "text", "pc1": "remove", "terms": "tokens"}
-    assert Variant.build(SMOLLM2).name == "hybrid-bm25tf-norm-pc1remove"
-    assert Variant.build(SMOLLM2, terms="words").name == "hybrid-bm25tf-words-pc1remove"
-    assert Variant.build(SMOLLM2, source="own", terms="words").name == "own-bm25tf-words"
-    assert Variant.build(SMOLLM2, source="aligned").name == "k1024-log-norm-text-pc1remove"
-    assert Variant.build(SMOLLM2, source="aligned", pc1="-0.5", normalize="off").name == "k1024-log-raw-text-pc1m0.5"
-    assert Variant.build(SMOLLM2, source="own", weighting="uniform").name == "own-uniform-norm"
+                                                 "vocab": "text", "pc1": "remove", "terms": "words"}
+    assert Variant.build(SMOLLM2).name == "hybrid-bm25tf-words-pc1remove"
+    assert Variant.build(SMOLLM2, terms="tokens").name == "hybrid-bm25tf-norm-pc1remove"
+    assert Variant.build(SMOLLM2, source="own").name == "own-bm25tf-words"
+    assert Variant.build(SMOLLM2, source="aligned").name == "k1024-log-words-text-pc1remove"
+    assert Variant.build(SMOLLM2, source="aligned", terms="tokens").name == "k1024-log-norm-text-pc1remove"
+    assert Variant.build(SMOLLM2, source="aligned", pc1="-0.5", normalize="off", terms="tokens").name == \
+        "k1024-log-raw-text-pc1m0.5"
+    assert Variant.build(SMOLLM2, source="own", weighting="uniform", terms="tokens").name == "own-uniform-norm"
     assert Variant.build(PRESETS["splade-tiny"]).name == "splade-raw"
+    # a manifest from before terms existed describes a token variant, not today's default
+    assert Variant.from_dict({"source": "hybrid", "weighting": "bm25tf"}).terms == "tokens"
+    with pytest.raises(InputError, match="normalize=off is for terms=tokens"):
+        Variant.build(SMOLLM2, source="aligned", normalize="off")
 
 
 def test_experiments_ignore_the_command_line_levers():
