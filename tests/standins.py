@@ -12,7 +12,6 @@ non-zero weights. The random weights only exercise code paths: no number from th
 from __future__ import annotations
 
 import sys
-from importlib import util
 from pathlib import Path
 
 import torch
@@ -37,10 +36,7 @@ def mistral_tokenizer():
 
     from transformers import AutoTokenizer
 
-    spec = util.find_spec("mistral_common")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("mistral-common is not installed: `make setup` installs it (requirements-models.txt)")
-    model = Path(spec.submodule_search_locations[0]) / "data" / "tokenizer.model.v1"
+    model = vocabularies.mistral_model_file()
     folder = Path(tempfile.mkdtemp())
     shutil.copy(model, folder / "tokenizer.model")
     (folder / "tokenizer_config.json").write_text(json.dumps({

@@ -143,18 +143,23 @@ def qwen_tokenizer():
     return _fast(tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>")
 
 
-def llama_tokenizer():
-    """LLaMA's SentencePiece model, as huggyllama/llama-7b ships it (LlamaTokenizer, adds <s>)."""
+def mistral_model_file() -> Path:
+    """Mistral v1's SentencePiece model as PyPI `mistral-common` ships it."""
     from importlib import util
-
-    from sentencepiece import sentencepiece_model_pb2
-    from transformers import AutoTokenizer
 
     spec = util.find_spec("mistral_common")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("mistral-common is not installed: `make setup` installs it (requirements-models.txt)")
+    return Path(spec.submodule_search_locations[0]) / "data" / "tokenizer.model.v1"
+
+
+def llama_tokenizer():
+    """LLaMA's SentencePiece model, as huggyllama/llama-7b ships it (LlamaTokenizer, adds <s>)."""
+    from sentencepiece import sentencepiece_model_pb2
+    from transformers import AutoTokenizer
+
     model = sentencepiece_model_pb2.ModelProto()
-    model.ParseFromString((Path(spec.submodule_search_locations[0]) / "data" / "tokenizer.model.v1").read_bytes())
+    model.ParseFromString(mistral_model_file().read_bytes())
     source = _gguf("llama-spm")
     del model.pieces[:]
     for piece, score, kind in zip(source["tokens"], source["scores"], source["types"]):
