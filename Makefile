@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-models.txt
 BEIR_DIR ?= $(if $(wildcard ../shared/data/beir),$(abspath ../shared/data/beir),)
 export BEIR_DIR
 export IR_DATASETS_HOME ?= $(abspath .cache/ir_datasets)
+# OpenMP threads that finish early yield their core instead of spinning (common/threads.py says why).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 # Parameters (dataset=, model=, k=, ...) are never expanded here: make keeps the command line's variables in
 # MAKEFLAGS, and plumbing/params.py reads them from there, refuses unknown or unused names, and runs the target's
@@ -17,7 +19,7 @@ CLI_VARS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v)))
 $(foreach v,$(filter-out BEIR_DIR IR_DATASETS_HOME PYTHON,$(CLI_VARS)),$(eval unexport $(v)))
 RUN = $(PY) -m plumbing.params $@
 
-.PHONY: help setup test test-fast demo encode project index eval export beir scale sweep analyze bench explain train
+.PHONY: help setup test test-fast demo encode project index eval export beir scale sweep analyze bench explain train distil
 help:
 	@echo "make setup                       create .venv and install pinned requirements (idempotent)"
 	@echo "make test                        both test tiers: unit + integration (real Lucene, FAISS, SmolLM2, scifact slices)"
@@ -33,6 +35,8 @@ help:
 	@echo "make explain dataset=D qid=Q     shared terms and their score contributions for one query"
 	@echo "make train [model=M] [steps=120] [data=supervised,corpus] [batch=16] [name=M-ft] [objective=dense|joint] [sparse_weight=W]"
 	@echo "                                 InfoNCE fine-tuning -> models/<name>/; joint adds the aligned-token index loss"
+	@echo "make distil [model=smollm2-ft] [steps=300] [pool=32]   teach the no-LLM word index the fused hybrid + dense ranking"
+	@echo "                                 (train queries only; stored embeddings; models/<model>/student*/); eval then opens with it"
 	@echo "make eval model=smollm2-ft also=smollm2   the trained embedder's runs beside the backbone's in one leaderboard"
 	@echo "make encode engine=ray [workers=N] [gpus_per_worker=G]   encode parts as Ray tasks (local Ray, or RAY_ADDRESS)"
 	@echo "make export engine=qdrant|opensearch|elastic   a variant as a Qdrant shard (QDRANT_URL: a server too) or bulk files"
@@ -76,5 +80,5 @@ test-fast: setup
 	$(RUN)
 	$(PY) -m pytest -q tests/unit
 
-encode project index eval export beir sweep analyze scale bench explain train demo: setup
+encode project index eval export beir sweep analyze scale bench explain train distil demo: setup
 	$(RUN)

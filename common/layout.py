@@ -98,6 +98,15 @@ def trained_model_dir(name: str) -> Path:
     return inside(models_root(), name)
 
 
+def student_dir(model_name: str) -> Path:
+    """`models/<embedder>/student[-<dtype tag>]/`: the distilled index's weights belong to the embedder (and the dtype
+    of the embeddings) they were trained on; `smollm2-ft-bf16` -> models/smollm2-ft/student-bf16/."""
+    for tag in ("bf16", "fp16"):
+        if model_name.endswith(f"-{tag}"):
+            return inside(models_root(), model_name.removesuffix(f"-{tag}"), f"student-{tag}")
+    return inside(models_root(), model_name, "student")
+
+
 def gguf_cache(stem: str) -> Path:
     """The dequantized float32 folder of a GGUF file."""
     return cache_dir() / "models" / stem

@@ -31,9 +31,13 @@ class TokenQueryEncoder:
         self.df = df
         self.documents = documents
 
+    @staticmethod
+    def bm25_idf(df: int, documents: int) -> float:
+        """BM25's idf (Lucene's): ln(1 + (N - df + 0.5) / (df + 0.5))."""
+        return math.log(1 + (documents - df + 0.5) / (df + 0.5))
+
     def idf(self, term: str) -> float:
-        df = self.df.get(term, 0)
-        return math.log(1 + (self.documents - df + 0.5) / (df + 0.5))
+        return self.bm25_idf(self.df.get(term, 0), self.documents)
 
     def encode(self, text: str) -> dict[str, int]:
         counts = self.vocab.text_terms(text)

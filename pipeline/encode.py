@@ -11,7 +11,6 @@ or the cluster at RAY_ADDRESS.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from common import layout
 from common.errors import InputError
+from common.threads import claim_cores
 from encoders.embedder import Embedder, EncodedBatch
 from encoders.models import load_model, pick_device, pick_dtype
 from encoders.splade import SpladeEncoder
@@ -74,7 +74,7 @@ def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, sh
                                                                np.array([reused[d][2] for d in ids], dtype=bool)))
             print(f"slice taken from the full-corpus embeddings of {preset.name} (no forward pass)")
         elif todo:
-            torch.set_num_threads(os.cpu_count() or 1)
+            claim_cores()
             loaded = load_model(preset, model.device, model.dtype)
             _claim(settings_path, settings)
             device_used = f"{loaded.device} ({str(loaded.dtype).removeprefix('torch.')})"

@@ -91,6 +91,37 @@ def splade_run(needs: Needs, model: ModelSettings, levers: dict, search: SearchS
                    search, run_inputs(dataset, variant.dir(data, splade) / "lucene.manifest.json", search))
 
 
+def with_default_source(model: ModelSettings, levers: dict) -> dict:
+    """The default variant of an embedder: the distilled index when `make distil` trained a student for it (the
+    no-LLM index that carries the fused ranking), else the word hybrid; an explicit source= always wins."""
+    if levers.get("source") is None and (layout.student_dir(model.name) / "student.pt").is_file():
+        return {**levers, "source": "distilled"}
+    return levers
+
+
+def teacher_run(data: DataSettings, model: ModelSettings, test_paths: list[Path]) -> list[Path]:
+    """The distillation teacher on this split (the word hybrid fused with dense by the weight `make distil` chose on
+    its dev queries; nothing is tuned here), so the leaderboard shows what share of its gain the index keeps."""
+    from ranx import fuse
+
+    info = layout.student_dir(model.name) / "manifest.json"
+    if not info.is_file():
+        return []
+    weight = float(read_json(info)["teacher"]["hybrid_weight"])
+    hybrid = default_sparse_run(model, Variant.build(model.preset, source="hybrid"))
+    by_name = {p.stem: p for p in test_paths}
+    dense = f"{model.name}.dense"
+    if hybrid not in by_name or dense not in by_name:
+        return []
+    fused = fuse([ranx_run(by_name[hybrid]), ranx_run(by_name[dense])], norm="min-max", method="wsum",
+                 params={"weights": (weight, round(1 - weight, 6))})
+    return [_write_fused(data, model, f"teacher.{hybrid}+{dense}", fused,
+                         f"the distillation teacher: wsum min-max {weight} / {round(1 - weight, 6)}, chosen on the "
+                         f"train split's dev queries", {"method": "wsum", "norm": "min-max",
+                                                        "weights": [weight, round(1 - weight, 6)],
+                                                        "tuned on": "train (dev queries)", "interpolates": [hybrid, dense]})]
+
+
 def fusion_runs(data: DataSettings, model: ModelSettings, sparse: str, test_paths: list[Path],
                 train_paths: list[Path] | None, train_qrels: dict | None) -> list[Path]:
     """RRF and weighted-sum fusions of the no-LLM sparse run with dense and with BM25; wsum tuned on train."""
@@ -186,6 +217,7 @@ def evaluate(data: DataSettings, model: ModelSettings, levers: dict, m: int, sea
              no_train: bool = False, also: tuple[str, ...] = ()) -> tuple[dict, Dataset]:
     """Every run of the leaderboard on one dataset, scored and reported (metrics.json, leaderboard.md)."""
     started = time.time()
+    levers = with_default_source(model, levers)
     dataset = data.load()
     print(dataset.summary())
     needs = Needs(dataset, data, search.threads)
@@ -207,9 +239,12 @@ def evaluate(data: DataSettings, model: ModelSettings, levers: dict, m: int, sea
             train_qrels = train_dataset.qrels
     sparse = default_sparse_run(model, Variant.build(model.preset, **levers), search.run_suffix)
     paths += fusion_runs(data, model, sparse, paths, train_paths, train_qrels)
+    teacher = teacher_run(data, model, paths)
+    paths += teacher
     faithful = Variant.experiment(model.preset, PAPER_FAITHFUL).name
     results = evaluate_runs(data, model, dataset, paths, key_run=sparse, faithful_run=sparse_run_name(
         model.name, faithful, QuerySettings("aligned", "count", m).mode, "count", search.run_suffix))
+    results["teacher_run"] = teacher[0].stem if teacher else None
     results["key_figure"] = key_figure(results)
     results["seconds"] = round(time.time() - started, 1)
     write_reports(results, data.run_dir, search.run_suffix)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from common import layout
 from common.errors import InputError
 from encoders import pc1
 from encoders.aligned import top_k
@@ -44,7 +45,7 @@ from encoders.vocab import Vocabulary
 from encoders.words import WordVocabulary, document_words, word_analyzer
 from plumbing import cli
 from plumbing.artifacts import folder_lock, manifest, read_json, write_json
-from plumbing.collection import write_collection
+from plumbing.collection import QUERY_DF, write_collection
 from plumbing.settings import DataSettings, ModelSettings, Variant
 from plumbing.shards import load_shards, load_sparse
 
@@ -59,16 +60,21 @@ def project(data: DataSettings, model: ModelSettings, variant: Variant) -> Path:
         done = out / "manifest.json"
         previous = read_json(done) if done.exists() else {}
         built = {"terms": "tokens", **previous.get("settings", {})}  # collections from before terms=words are tokens
-        if built == settings and previous.get("embeddings_written") == embeddings_manifest["written"]:
+        student = student_stamp(model, variant)
+        if (built == settings and previous.get("embeddings_written") == embeddings_manifest["written"]
+                and previous.get("student_written") == student):
             print(f"collection up to date: {out / 'collection'}")
             return out
         started = time.time()
         doc_ids, embeddings, tokens = load_shards(embeddings_dir)
         tokenizer = load_tokenizer(preset.source)
         lm_head = (load_model(preset, model.device, model.dtype).lm_head
-                   if variant.source in ("aligned", "hybrid", "expansion") else None)
+                   if variant.source in ("aligned", "hybrid", "expansion", "distilled") else None)
         entry = None
-        if variant.terms == "words":
+        if variant.source == "distilled":
+            vectors, scale = distilled_word_vectors(corpus_texts(data, doc_ids), embeddings, tokenizer, lm_head,
+                                                    layout.student_dir(model.name), out)
+        elif variant.terms == "words":
             vectors, scale, entry = word_vectors(data, variant, doc_ids, embeddings, tokens, tokenizer, lm_head)
         elif variant.source == "splade":
             vocab = Vocabulary(tokenizer, variant.normalize == "on")
@@ -91,7 +97,7 @@ def project(data: DataSettings, model: ModelSettings, variant: Variant) -> Path:
         stats = write_collection(collection, doc_ids, vectors)
         info = manifest("project", model=model.name, preset=preset.describe(), variant=out.name, settings=settings,
                         scale=scale, max_weight=100, pc1=entry, embeddings=str(embeddings_dir),
-                        embeddings_written=embeddings_manifest["written"], counts=stats,
+                        embeddings_written=embeddings_manifest["written"], student_written=student, counts=stats,
                         timings={"seconds": round(time.time() - started, 1)},
                         merge="max over tokens mapping to one term")
         write_json(done, info)
@@ -99,18 +105,48 @@ def project(data: DataSettings, model: ModelSettings, variant: Variant) -> Path:
     return out
 
 
-def word_vectors(data: DataSettings, variant: Variant, doc_ids: list[str], embeddings, tokens, tokenizer, lm_head):
-    """terms=words: the documents' own analyzed words (from the corpus text: the analyzer needs the whole text,
-    which the embeddings' truncated token ids are not), their pieces' aligned logits, or aligned tokens as words."""
-    if variant.source == "splade":
-        raise InputError("terms=words is for the LLM embedders' variants; SPLADE keeps its own WordPiece terms")
+def student_stamp(model: ModelSettings, variant: Variant) -> str | None:
+    """When the student a distilled collection was projected through was written (None for other variants): a
+    retrained student makes the collection stale."""
+    if variant.source != "distilled":
+        return None
+    info = layout.student_dir(model.name) / "manifest.json"
+    if not info.is_file():
+        raise InputError(f"source=distilled needs a student for {model.name}: run `make distil model={model.model}` "
+                         f"(dtype= as for these embeddings) first")
+    return read_json(info, "student manifest")["written"]
+
+
+def distilled_word_vectors(texts: list[str], embeddings, tokenizer, lm_head, student: Path, out: Path
+                           ) -> tuple[list[dict[str, int]], float]:
+    """source=distilled: every document through the student `make distil` kept. The query side's idf table,
+    `query_df.json` beside the collection, is BM25's (df of the documents' own words), as in training: new words
+    in a document do not make a query word look common."""
+    from encoders.student import StudentData, load_student
+
+    words = StudentData(texts, embeddings, lm_head, tokenizer)
+    write_json(out / QUERY_DF, {"documents": words.words.documents, "df": dict(sorted(words.words.df.items()))})
+    return weighted_vectors(words.vectors(load_student(student)))
+
+
+def corpus_texts(data: DataSettings, doc_ids: list[str]) -> list[str]:
+    """The corpus text of each embedded document (the analyzer needs the whole text, which the embeddings'
+    truncated token ids are not)."""
     dataset = data.load()
     missing = [d for d in doc_ids if d not in dataset.corpus]
     if missing:
         raise InputError(f"the embeddings hold {len(missing)} document(s) the corpus no longer has (e.g. {missing[0]!r}); "
                          f"rerun `make encode` for this corpus")
+    return [dataset.corpus[d].contents for d in doc_ids]
+
+
+def word_vectors(data: DataSettings, variant: Variant, doc_ids: list[str], embeddings, tokens, tokenizer, lm_head):
+    """terms=words: the documents' own analyzed words (from the corpus text: the analyzer needs the whole text,
+    which the embeddings' truncated token ids are not), their pieces' aligned logits, or aligned tokens as words."""
+    if variant.source == "splade":
+        raise InputError("terms=words is for the LLM embedders' variants; SPLADE keeps its own WordPiece terms")
     analyzer = word_analyzer()
-    texts = tqdm([dataset.corpus[d].contents for d in doc_ids], desc="words", unit="doc")
+    texts = tqdm(corpus_texts(data, doc_ids), desc="words", unit="doc")
     if variant.source in ("own", "expansion"):  # own words' counts only: no token pieces needed
         counts = [Counter(analyzer.terms(t)) for t in texts]
         if variant.source == "own":

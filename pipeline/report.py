@@ -97,6 +97,13 @@ def key_figure(results: dict) -> list[str]:
                                key.get("p_vs_best_control"), queries))
     lines = [f"**The no-LLM sparse run ({key['name']}: the default variant, chosen on the train split; queries are a "
              f"lookup, no LLM) scores {ndcg:.4f}: " + "; ".join(against) + ".**"]
+    teacher = rows.get(results.get("teacher_run") or "")
+    if teacher and "bm25" in rows:
+        bm25, taught = rows["bm25"]["metrics"]["ndcg@10"], teacher["metrics"]["ndcg@10"]
+        gain = taught - bm25
+        share = f"{(ndcg - bm25) / gain:.0%} of" if gain > 0 else "(the teacher does not beat BM25 here, so no share of)"
+        lines.append(f"Its teacher (the word hybrid fused with dense, one LLM forward per query) scores {taught:.4f}: "
+                     f"the index keeps {share} the teacher's gain over BM25 ({gain:+.4f}) at BM25's query cost.")
     best = max((r for r in sparse if r.get("llm_forward_per_query") is False), key=lambda r: r["metrics"]["ndcg@10"],
                default=None)
     if best is not None and best["name"] != key["name"] and best["metrics"]["ndcg@10"] > ndcg:

@@ -27,6 +27,7 @@ from encoders.words import WordVocabulary
 from engines.retrieval import BM25Index, DenseIndex, impact_search
 from plumbing import cli
 from plumbing.artifacts import manifest, read_json, write_json
+from plumbing.collection import QUERY_DF
 from plumbing.datasets import Dataset
 from plumbing.runs import IDENTICAL_IDS_RULE, Run, exclude_own_ids, sparse_run_name, write_trec
 from plumbing.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
@@ -73,7 +74,8 @@ def collection_preset(info: dict) -> Preset:
 
 def token_encoder(folder: Path, info: dict, qweight: str) -> TokenQueryEncoder:
     tokenizer = load_tokenizer(collection_preset(info).source)  # no weights: this mode runs no forward pass
-    table = read_json(folder / "lucene" / "df.json")
+    own_table = folder / QUERY_DF  # a distilled index: BM25's df of own words, as the student was trained with
+    table = read_json(own_table if own_table.is_file() else folder / "lucene" / "df.json")
     if info["settings"].get("terms") == "words":  # the query's analyzed words, as BM25 reads a query
         vocab = WordVocabulary(tokenizer)
     else:

@@ -18,7 +18,6 @@ The batch of step s is a function of (seed, s) only, so resuming replays exactly
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 import time
 import zlib
@@ -33,6 +32,7 @@ from tqdm import tqdm
 
 from common import layout
 from common.errors import InputError
+from common.threads import claim_cores
 from encoders.embedder import Embedder
 from encoders.models import LoadedModel, load_model
 from encoders.presets import Preset
@@ -42,6 +42,7 @@ from plumbing.datasets import Dataset
 from plumbing.settings import DataSettings, ModelSettings
 
 DATA_SOURCES = ("supervised", "corpus")
+PRECISIONS = ("auto", "float32", "bfloat16")
 OBJECTIVES = ("dense", "joint")
 DEFAULT_STEPS = 120
 ADAPTED_LABEL = "adapted on the target corpus"
@@ -79,6 +80,7 @@ class TrainSettings:
     sparse_target: str = "hybrid"
     flops_weight: float = 0.0
     hard_negatives: int = 0  # per supervised pair: documents BM25 ranks high for its query that are not relevant
+    precision: str = "auto"  # auto: bfloat16 autocast where bf16 is the fast path (CUDA, CPU with bf16 in hardware)
 
     @classmethod
     def for_model(cls, model: ModelSettings, **overrides) -> "TrainSettings":
@@ -94,6 +96,17 @@ class TrainSettings:
         defaults = {f.name: f.default for f in fields(self)}
         stored = {k: list(v) if isinstance(v, tuple) else v for k, v in stored.items()}
         return sorted(k for k, v in self.as_manifest().items() if stored.get(k, defaults[k]) != v)
+
+
+def check_numbers(settings: TrainSettings) -> None:
+    """Refuse, before any model loads, the numbers that would train to NaN or reward the wrong thing."""
+    positive = {"lr": settings.lr, "temperature": settings.temperature, "sparse_temperature": settings.sparse_temperature}
+    for name, value in positive.items():
+        if not value > 0 or value == float("inf"):
+            raise InputError(f"{name}={value}: must be a finite number above 0")
+    for name, value in {"flops_weight": settings.flops_weight, "sparse_weight": settings.sparse_weight}.items():
+        if not 0 <= value < float("inf"):
+            raise InputError(f"{name}={value}: must be a finite number >= 0 (a negative weight rewards the term)")
 
 
 def split_dev(train: Dataset, n_dev: int, seed: int) -> tuple[list[str], list[str]]:
@@ -183,6 +196,19 @@ def in_batch_cross_entropy(logits: torch.Tensor, doc_ids: list[str], column_ids:
     return F.cross_entropy(logits, torch.arange(len(doc_ids), device=logits.device))
 
 
+def autocast_dtype(precision: str, device: str) -> torch.dtype | None:
+    """The autocast dtype of a training step: bfloat16 where it is the fast path (CUDA, or a CPU that multiplies bf16
+    in hardware: a step 1.5x faster here, dev curve within noise of float32), None (plain float32) otherwise or when
+    float32 is asked for. Weights and AdamW states stay float32 either way; only the matmuls run in bf16."""
+    from encoders.models import cpu_has_native_bf16
+
+    if precision == "float32":
+        return None
+    if precision == "bfloat16" or torch.device(device).type == "cuda" or cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
 class Trainer:
     """A private copy of the base model, its frozen parts, the optimizer, and one step of InfoNCE."""
 
@@ -192,7 +218,10 @@ class Trainer:
             raise InputError(f"objective={settings.objective}: choose {' or '.join(OBJECTIVES)}")
         if settings.objective == "joint" and not corpus:
             raise InputError("objective=joint needs the corpus (its df and lengths weight the aligned-token loss)")
+        if settings.precision not in PRECISIONS:
+            raise InputError(f"precision={settings.precision}: choose {', '.join(PRECISIONS)}")
         self.settings = settings
+        self.autocast = autocast_dtype(settings.precision, loaded.device)
         model = copy.deepcopy(loaded.model)  # load_model's copy is shared (lru_cache) and must stay the backbone
         model.train()
         frozen = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
@@ -252,15 +281,20 @@ class Trainer:
         negatives = [n for p in batch for n in p.negatives]
         query_texts = [p.query for p in batch]
         doc_texts = [p.doc for p in batch] + [text for _, text in negatives]
-        queries, query_own = self._embed(query_texts, True)
-        docs, doc_own = self._embed(doc_texts, False)
-        doc_ids = [p.doc_id for p in batch]
-        column_ids = doc_ids + [doc_id for doc_id, _ in negatives]
-        loss = info_nce(queries, docs, doc_ids, self.settings.temperature, column_ids)
-        self.last_parts = {"dense": float(loss.detach())}
-        if self.sparse is not None:  # computed even at weight 0: the dense path must not notice it
-            loss = loss + self.settings.sparse_weight * self._sparse_loss(
-                list(zip(query_texts, query_own)), docs, list(zip(doc_texts, doc_own)), doc_ids, column_ids)
+        device_type = torch.device(self.embedder.loaded.device).type
+        with torch.autocast(device_type, dtype=self.autocast or torch.bfloat16, enabled=self.autocast is not None):
+            queries, query_own = self._embed(query_texts, True)
+            docs, doc_own = self._embed(doc_texts, False)
+            doc_ids = [p.doc_id for p in batch]
+            column_ids = doc_ids + [doc_id for doc_id, _ in negatives]
+            loss = info_nce(queries.float(), docs.float(), doc_ids, self.settings.temperature, column_ids)
+            self.last_parts = {"dense": float(loss.detach())}
+            if self.sparse is not None:  # computed even at weight 0: the dense path must not notice it
+                loss = loss + self.settings.sparse_weight * self._sparse_loss(
+                    list(zip(query_texts, query_own)), docs.float(), list(zip(doc_texts, doc_own)), doc_ids, column_ids)
+        if not torch.isfinite(loss):
+            raise InputError(f"step {step}: the loss is {float(loss)} (not finite); nothing of this step is kept. "
+                             f"Lower lr or raise sparse_temperature, then resume from the last checkpoint")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
@@ -302,13 +336,14 @@ def train(data: DataSettings, model: ModelSettings, settings: TrainSettings, run
     unknown = [s for s in settings.data if s not in DATA_SOURCES]
     if unknown or not settings.data:
         raise InputError(f"data={','.join(settings.data)}: choose one or more of {', '.join(DATA_SOURCES)}, comma-separated")
+    check_numbers(settings)
     if run.steps <= 0 or settings.batch_size < 2:
         raise InputError(f"steps={run.steps} batch={settings.batch_size}: need steps >= 1 and batch >= 2 (in-batch negatives)")
     name = run.name or f"{preset.name}-ft"
     folder = layout.trained_model_dir(name)
     with folder_lock(folder):
         torch.manual_seed(settings.seed)
-        torch.set_num_threads(os.cpu_count() or 1)
+        claim_cores()
         train_split = replace(data, split="train", limit=None).load()  # all train queries, never test
         trained_ids, dev_ids = split_dev(train_split, settings.dev_queries, settings.seed)
         negatives = (bm25_negatives(train_split, data, trained_ids, settings.hard_negatives, settings.seed)
@@ -375,7 +410,9 @@ def export(trainer: Trainer, preset: Preset, folder: Path, name: str, settings: 
         losses=[round(x, 5) for x in state["losses"]], dev_curve=state["curve"],
         loss_parts={part: [round(p.get(part, float("nan")), 5) for p in state["loss_parts"]]
                     for part in dict.fromkeys(k for p in state["loss_parts"] for k in p)},
-        seconds=round(state["seconds"], 1), frozen="token embeddings (tied LM head) and final norm"))
+        seconds=round(state["seconds"], 1), frozen="token embeddings (tied LM head) and final norm",
+        autocast=str(trainer.autocast).removeprefix("torch.") if trainer.autocast else "off (float32)",
+        threads=torch.get_num_threads()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--hard-negatives", type=int, default=defaults.hard_negatives,
                        help="BM25 hard negatives per supervised pair, drawn from the query's top-30 BM25 documents "
                             "of the train split that are not relevant (default 0: in-batch negatives only)")
+    group.add_argument("--precision", default=defaults.precision, choices=PRECISIONS,
+                       help="auto (default): bfloat16 autocast on CUDA or a CPU with bf16 in hardware (AVX512-BF16, "
+                            "AMX), float32 elsewhere; float32 or bfloat16 to choose (weights stay float32 either way)")
     args = parser.parse_args(argv)
     model = ModelSettings(args.model, args.pooling, device=args.device, dtype=args.dtype)
     settings = TrainSettings(base=model.preset.name, pooling=model.preset.pooling,
@@ -420,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
                              grad_checkpointing=args.grad_checkpointing, objective=args.objective,
                              sparse_weight=args.sparse_weight, sparse_temperature=args.sparse_temperature,
                              sparse_target=args.sparse_target, flops_weight=args.flops_weight,
-                             hard_negatives=args.hard_negatives)
+                             hard_negatives=args.hard_negatives, precision=args.precision)
     train(cli.data_settings(args), model, settings,
           TrainRun(args.steps, args.name, args.save_every, args.eval_every, args.dev_docs))
     return 0

@@ -11,10 +11,11 @@ import sys
 from typing import Callable
 
 from common.errors import InputError
+from common.threads import usable_cores
 from encoders.queries import QUERY_MODES, QWEIGHTS
 from plumbing.settings import ALIGNED_M, DEFAULTS, DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
 
-THREADS = os.cpu_count() or 1
+THREADS = usable_cores()
 ENGINES = ("lucene", "qdrant")
 
 
@@ -69,7 +70,8 @@ def variant_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("variant (defaults: " + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items()) + ")")
     group.add_argument("--source", default=None, help="aligned (LLM aligned tokens), own (LLM-free control), hybrid "
                        "(own tokens, BM25-tf x (1 + aligned logit)) or expansion (terms=words: own words + the top-K "
-                       "words of the embedding, the trained expansion)")
+                       "words of the embedding, the trained expansion) or distilled (terms=words: the index `make distil` taught "
+                       "the fused hybrid + dense ranking; queries stay BM25's lookup)")
     group.add_argument("--k", type=int, default=None, help="aligned tokens kept per document")
     group.add_argument("--weighting", default=None, help="aligned: logit|log|softmax; own: uniform|bm25tf")
     group.add_argument("--normalize", default=None, help="on: canonical lower-cased terms; off: raw tokens")

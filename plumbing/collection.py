@@ -15,6 +15,7 @@ from plumbing.artifacts import write_text
 
 COLLECTION_PART = 10_000
 EMPTY_TERM = "<keytokens:empty>"
+QUERY_DF = "query_df.json"  # beside a collection whose queries take idf from another table than the index's df
 
 
 def write_collection(folder: Path, doc_ids: list[str], vectors: list[dict[str, int]]) -> dict:

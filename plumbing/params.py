@@ -55,7 +55,7 @@ PARAMS: dict[str, Param] = {
     "normalize": Param("--normalize", r"on|off", "on or off"),
     "vocab": Param("--vocab", r"all|text", "all or text"),
     "pc1": Param("--pc1", r"off|remove|auto|" + NUMBER[0], "off, remove, auto or a number"),
-    "source": Param("--source", r"aligned|own|hybrid|expansion", "aligned, own, hybrid or expansion"),
+    "source": Param("--source", r"aligned|own|hybrid|expansion|distilled", "aligned, own, hybrid, expansion or distilled"),
     "terms": Param("--terms", r"tokens|words", "tokens or words"),
     "also": Param("--also", *LIST),
     "shards": Param("--shards", *INT),
@@ -80,6 +80,9 @@ PARAMS: dict[str, Param] = {
     "flops_weight": Param("--flops-weight", *NUMBER),
     "sparse_temperature": Param("--sparse-temperature", *NUMBER),
     "hard_negatives": Param("--hard-negatives", *INT),
+    "pool": Param("--pool", *INT),
+    "teacher_temperature": Param("--teacher-temperature", *NUMBER),
+    "precision": Param("--precision", r"auto|float32|bfloat16", "auto, float32 or bfloat16"),
     "engine": Param("--engine"),  # each target has its own engines: see ENGINE_CHOICES
 }
 
@@ -118,7 +121,9 @@ TARGETS: dict[str, Target] = {
     "explain": Target((("pipeline.search", DATA + MODEL + VARIANT + ("qid",)),), required=("qid",)),
     "train": Target((("pipeline.train", ("dataset", "data_dir") + MODEL + (
         "steps", "data", "batch", "name", "objective", "sparse_weight", "sparse_target", "sparse_temperature",
-        "flops_weight", "hard_negatives")),)),
+        "flops_weight", "hard_negatives", "precision")),)),
+    "distil": Target((ENCODE, ("pipeline.distil", ("dataset", "data_dir") + MODEL + (
+        "steps", "batch", "pool", "flops_weight", "teacher_temperature")))),
     "demo": Target((("pipeline.demo", DATA + ("device", "dtype", "also")),)),
 }
 # Targets that take no parameter but the environment's (setup, test, help) need no entry: anything else is refused.

@@ -26,9 +26,13 @@ DEFAULTS = {"source": "hybrid", "k": DEFAULT_K, "weighting": None, "normalize": 
             "terms": "words"}
 TERMS = ("tokens", "words")  # index terms: the tokenizer's (normalised) tokens, or Lucene-analyzed words
 BEFORE_WORDS = {"terms": "tokens"}  # manifests written before terms existed describe token variants
-DEFAULT_WEIGHTING = {"aligned": "log", "own": "bm25tf", "hybrid": "bm25tf", "expansion": "log"}
+DEFAULT_WEIGHTING = {"aligned": "log", "own": "bm25tf", "hybrid": "bm25tf", "expansion": "log", "distilled": "learned"}
 # source=expansion (encoders/expansion.py): K expansion words per document, and no PC1 step (training never saw one).
 EXPANSION_DEFAULTS = {"k": 64, "pc1": "off", "terms": "words"}
+# source=distilled (encoders/student.py, trained by `make distil`): K new words at most, the raw embedding (the
+# student's adapter replaces the PC1 step), words.
+DISTILLED_DEFAULTS = {"k": 64, "pc1": "off", "terms": "words"}
+SOURCE_DEFAULTS = {"expansion": EXPANSION_DEFAULTS, "distilled": DISTILLED_DEFAULTS}
 CONTROL_WEIGHTINGS = ("uniform", "bm25tf")
 
 
@@ -112,7 +116,7 @@ class Variant:
         """The variant for `preset` from the given levers (None = default), validated."""
         if preset.kind == "splade":  # SPLADE's own weights over raw WordPiece terms by default
             return cls("splade", None, "max log(1+relu(mlm))", given.get("normalize") or "off", "all", "off", "tokens")
-        defaults = {**DEFAULTS, **(EXPANSION_DEFAULTS if given.get("source") == "expansion" else {})}
+        defaults = {**DEFAULTS, **SOURCE_DEFAULTS.get(given.get("source") or "", {})}
         values = {key: given[key] if given.get(key) is not None else value for key, value in defaults.items()}
         if values["weighting"] is None:
             values["weighting"] = DEFAULT_WEIGHTING.get(values["source"])
@@ -144,18 +148,22 @@ class Variant:
             return f"hybrid-{self.weighting}-{norm}-pc1{pc1}"
         if self.source == "expansion":
             return f"expand{self.k}-{norm}-pc1{pc1}"
+        if self.source == "distilled":
+            return f"distilled{self.k}-{norm}"
         return f"k{self.k}-{self.weighting}-{norm}-{self.vocab}-pc1{pc1}"
 
     def dir(self, data: DataSettings, model: ModelSettings):
         return layout.variant_dir(data.key, model.name, self.name)
 
     def validate(self) -> None:
-        if self.source not in ("aligned", "own", "hybrid", "expansion"):
-            raise InputError(f"source={self.source}: choose aligned, own, hybrid or expansion")
-        if self.source == "expansion" and self.terms != "words":
-            raise InputError("source=expansion is a word expansion: use it with terms=words")
+        if self.source not in ("aligned", "own", "hybrid", "expansion", "distilled"):
+            raise InputError(f"source={self.source}: choose aligned, own, hybrid, expansion or distilled")
+        if self.source in ("expansion", "distilled") and self.terms != "words":
+            raise InputError(f"source={self.source} is a word index: use it with terms=words")
+        if self.source == "distilled" and str(self.pc1) != "off":
+            raise InputError("source=distilled reads the raw embedding (its adapter was trained on it): drop pc1=")
         allowed = {"aligned": WEIGHTINGS, "own": CONTROL_WEIGHTINGS, "hybrid": ("bm25tf",),
-                   "expansion": ("log",)}[self.source]
+                   "expansion": ("log",), "distilled": ("learned",)}[self.source]
         if self.weighting not in allowed:
             raise InputError(f"weighting={self.weighting} is not for source={self.source}: choose {', '.join(allowed)}")
         if self.terms not in TERMS:

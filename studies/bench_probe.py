@@ -8,12 +8,13 @@ Called by studies/bench.py; a user never needs it directly.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common.threads import claim_cores
 
 
 def peak_rss_mb() -> float:
@@ -35,7 +36,7 @@ def encode_job(spec: dict) -> dict:
     from encoders.presets import resolve_preset
     from plumbing.datasets import load_dataset
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    claim_cores()
     dataset = load_dataset(spec["dataset"], "test", spec.get("data_dir"))
     texts = [d.contents for d in list(dataset.corpus.values())[: spec["n"]]]
     preset = resolve_preset(spec["model"])

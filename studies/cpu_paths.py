@@ -4,12 +4,15 @@ Each path embeds the same documents with the same preset; its speed is a ratio t
 (alternating rounds, so a neighbour's load hits both), its quality the cosine of its embeddings to float32's and the
 overlap of their top-64 aligned tokens. Paths: float32 (2 threads, and 1 thread), bfloat16 weights (oneDNN; fast
 only where the CPU has AVX512-BF16 or AMX), int8 dynamic quantisation of every linear layer (fbgemm). The same for a
-training step: float32 against bfloat16 autocast. Bucketing is not a path here: `Embedder.encode` already sorts each
+training step: float32 against bfloat16 autocast, each alone and beside a busy process. Bucketing is not a path here: `Embedder.encode` already sorts each
 shard's documents by length, so a batch pads to its own longest document.
 """
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -65,26 +68,46 @@ def encode_paths(preset: Preset, loaded: LoadedModel, texts: list[str]) -> dict:
                       for name, _, _ in jobs}}
 
 
+def _busy_neighbour() -> subprocess.Popen:
+    """Another process that keeps one core busy (a Python spin loop), as a second job on a shared machine would; it
+    stops by itself after 10 minutes if it is never killed."""
+    return subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 600\nwhile time.time() < end: pass"])
+
+
 def train_step_paths(preset: Preset, loaded: LoadedModel, dataset_name: str, batch_size: int = 8) -> dict:
-    """Seconds per training step (InfoNCE, forward + backward + AdamW) in float32 and in bfloat16 autocast."""
+    """Seconds per training step (InfoNCE, forward + backward + AdamW) in float32 and in bfloat16 autocast, each
+    alone and beside a busy process (one core taken): the ratio says how a shared machine slows training."""
     from pipeline.train import Trainer, TrainSettings, batch_at, split_dev, training_pairs
     from plumbing.settings import DataSettings
 
     train_split = DataSettings(dataset_name, "train").load()
-    settings = TrainSettings(base=preset.name, pooling=preset.pooling, data=("supervised", "corpus"), batch_size=batch_size)
-    pairs = training_pairs(train_split, settings.data, split_dev(train_split, settings.dev_queries, settings.seed)[0])
     seconds: dict[str, float] = {}
-    for name, autocast in (("float32", False), ("bfloat16 autocast", True)):
+    for precision in ("float32", "bfloat16"):
+        settings = TrainSettings(base=preset.name, pooling=preset.pooling, data=("supervised", "corpus"),
+                                 batch_size=batch_size, precision=precision)
+        pairs = training_pairs(train_split, settings.data, split_dev(train_split, settings.dev_queries, settings.seed)[0])
         trainer = Trainer(preset, replace(loaded, model=copy.deepcopy(loaded.model)), settings)
-        for step in range(1 + ROUNDS):  # step 0 warms up
-            start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                trainer.step(batch_at(step, pairs, batch_size, settings.seed), step)
-            if step:
-                seconds[name] = min(seconds.get(name, float("inf")), time.perf_counter() - start)
+        name = "float32" if precision == "float32" else "bfloat16 autocast"
+        trainer.step(batch_at(0, pairs, batch_size, settings.seed), 0)  # warm-up
+        for busy in (False, True):
+            neighbour = _busy_neighbour() if busy else None
+            try:
+                for step in range(1, 1 + ROUNDS):
+                    start = time.perf_counter()
+                    trainer.step(batch_at(step, pairs, batch_size, settings.seed), step)
+                    key = f"{name}, beside a busy process" if busy else name
+                    seconds[key] = min(seconds.get(key, float("inf")), time.perf_counter() - start)
+            finally:
+                if neighbour:
+                    neighbour.kill()
+                    neighbour.wait()
         del trainer
-    return {"batch": batch_size, "seconds_per_step": {k: round(v, 2) for k, v in seconds.items()},
-            "speed_vs_float32": {k: round(seconds["float32"] / v, 2) for k, v in seconds.items()}}
+    return {"batch": batch_size, "threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(OpenMP default)"),
+            "seconds_per_step": {k: round(v, 2) for k, v in seconds.items()},
+            "speed_vs_float32": {k: round(seconds["float32"] / v, 2) for k, v in seconds.items()},
+            "busy_slowdown": {k: round(seconds[f"{k}, beside a busy process"] / seconds[k], 2)
+                              for k in ("float32", "bfloat16 autocast")}}
 
 
 def report_lines(result: dict) -> list[str]:
@@ -99,6 +122,9 @@ def report_lines(result: dict) -> list[str]:
                      f"{p['cosine_mean']} | {p[f'top{TOP}_aligned_overlap']} |")
     step = result.get("train_step")
     if step:
-        lines += ["", f"Training step (batch {step['batch']}): " + ", ".join(
-            f"{k} {v} s ({step['speed_vs_float32'][k]}x)" for k, v in step["seconds_per_step"].items())]
+        lines += ["", f"Training step (batch {step['batch']}, {step['threads']} threads, OMP_WAIT_POLICY="
+                  f"{step['omp_wait_policy']}): " + ", ".join(
+                      f"{k} {v} s ({step['speed_vs_float32'][k]}x float32)" for k, v in step["seconds_per_step"].items()),
+                  "", "Slowdown beside one busy process (step time busy / alone): " + ", ".join(
+                      f"{k} {v}x" for k, v in step["busy_slowdown"].items())]
     return lines + [""]

@@ -1,0 +1,132 @@
+"""The distilled index (encoders/student.py, pipeline/distil.py) on real SmolLM2 embeddings of a scifact slice:
+the teacher never sees a test query, the student's loss falls on a fixed batch, IDF-aware FLOPS shrinks the new
+words while postings stay within own words + K, and the Lucene index holds exactly what the student computes from
+the stored embeddings (the scores Lucene returns are the student's quantized dot products)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import slice_data, slice_model, variant
+
+
+@pytest.fixture(scope="module")
+def corpus(sliced, embeddings):
+    """The slice as the student reads it: stored embeddings, own words, the word space."""
+    from encoders.models import load_model
+    from encoders.student import StudentData
+    from plumbing.shards import load_shards
+
+    doc_ids, vectors, _ = load_shards(embeddings)
+    loaded = load_model(slice_model().preset, "cpu")
+    data = StudentData([sliced.corpus[d].contents for d in doc_ids], vectors, loaded.lm_head, loaded.tokenizer)
+    return doc_ids, data
+
+
+def _queries(sliced, data):
+    texts = list(sliced.queries.values())
+    return texts, data.queries(texts)
+
+
+def test_teacher_refuses_a_planted_test_query(sliced):
+    """A test query id among the teacher's queries is refused before anything is scored."""
+    from common.errors import InputError
+    from pipeline.distil import build_teacher
+    from plumbing.datasets import load_dataset
+
+    train = load_dataset("scifact", "train", limit=5)
+    planted = list(train.queries)[:3] + [next(iter(sliced.queries))]
+    with pytest.raises(InputError, match="1 test query"):
+        build_teacher(train, None, slice_model(), [], np.zeros((0, 1)), planted, [], set(sliced.queries))
+
+
+def test_student_loss_falls_on_a_fixed_batch(sliced, corpus):
+    """Adam on one fixed batch lowers the listwise KL to a teacher (here the dense cosine of the stored embeddings)."""
+    from encoders.queries import l2_normalise
+    from encoders.student import Student, listwise_kl
+
+    doc_ids, data = corpus
+    _, queries = _queries(sliced, data)
+    unit = l2_normalise(data.embeddings.numpy())
+    teacher = torch.from_numpy(unit[: len(queries)] @ unit.T)  # any fixed, learnable target over all documents
+    student = Student(data.embeddings.shape[1])
+    optimizer = student.optimizer(1e-2, 1e-5)
+    mask = torch.ones_like(teacher, dtype=torch.bool)
+    losses = []
+    for _ in range(15):
+        weights, _ = student.weights(data.embeddings, data.own(list(range(len(doc_ids)))), data.head, data.lm_head,
+                                     data.space)
+        loss = listwise_kl(queries @ weights.T * 0.1, teacher, mask, 0.05)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_flops_shrinks_new_words_and_postings_stay_bounded(corpus):
+    """IDF-aware FLOPS alone, minimised, lowers the expansion's weight; whatever the weights, a document posts its
+    own words plus at most K new ones."""
+    from encoders.student import Student, idf_flops
+
+    doc_ids, data = corpus
+    rows = list(range(len(doc_ids)))
+    student = Student(data.embeddings.shape[1], k=16)
+    optimizer = student.optimizer(1e-2, 1e-5)
+    before = None
+    for _ in range(10):
+        _, expansion = student.weights(data.embeddings, data.own(rows), data.head, data.lm_head, data.space)
+        flops = idf_flops(expansion, data.head_idf)
+        before = float(flops.detach()) if before is None else before
+        optimizer.zero_grad()
+        flops.backward()
+        optimizer.step()
+    assert float(flops) < 0.5 * before
+    vectors = data.vectors(student)
+    for row, vector in zip(rows, vectors):
+        own = set(data.words.tf[row])
+        assert own <= set(vector) and len(set(vector) - own) <= 16
+
+
+def test_index_holds_what_the_student_scores(sliced, corpus, isolated_outputs, tmp_path, monkeypatch):
+    """A student with a trained-looking (random, non-zero) adapter, projected and indexed by `make index
+    source=distilled`: Lucene's score of every hit equals the integer dot product of the query encoder's weights
+    and the student's weights quantized with the collection's scale; the queries use BM25's df of own words."""
+    from encoders.aligned import quantize
+    from pipeline.index import index_variant
+    from pipeline.search import query_encoder, run_sparse, sparse_index
+    from plumbing.artifacts import manifest, read_json, write_json
+    from plumbing.runs import read_trec
+    from plumbing.settings import QuerySettings, SearchSettings
+    from common import layout
+    from encoders.student import Student
+
+    monkeypatch.setenv("KEYTOKENS_MODELS", str(tmp_path / "models"))
+    doc_ids, data = corpus
+    torch.manual_seed(3)
+    student = Student(data.embeddings.shape[1])
+    with torch.no_grad():
+        student.adapter.weight.normal_(0, 0.02)
+        student.own_boost.fill_(0.7)
+        student.expansion_scale.fill_(0.5)
+    folder = layout.student_dir(slice_model().name)
+    folder.mkdir(parents=True)
+    torch.save(student.state_dict(), folder / "student.pt")
+    write_json(folder / "manifest.json", manifest("distil", hidden=int(data.embeddings.shape[1]),
+                                                  settings={"k": student.k}, teacher={"hybrid_weight": 0.5}))
+    distilled = variant(source="distilled")
+    index_variant(slice_data(), slice_model(), distilled, 1)
+    out, info = sparse_index(slice_data(), slice_model(), distilled)
+    assert read_json(out / "query_df.json")["df"] == dict(sorted(data.words.df.items()))
+    expected = [quantize(v, info["scale"]) for v in data.vectors(student)]
+    encoder = query_encoder(slice_model(), QuerySettings(), out, info)
+    run = read_trec(run_sparse(sliced, slice_data(), slice_model(), distilled, QuerySettings(), SearchSettings(threads=1)))
+    checked = 0
+    for qid, text in sliced.queries.items():
+        query = encoder.encode(text)
+        for doc, lucene_score in run.get(qid, {}).items():
+            vector = expected[doc_ids.index(doc)]
+            assert lucene_score == pytest.approx(sum(w * vector.get(t, 0) for t, w in query.items()), abs=1e-3)
+            checked += 1
+    assert checked > 50
