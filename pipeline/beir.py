@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = expand(args.datasets)
     model, search = cli.model_settings(args), cli.search_settings(args)
-    levers = cli.variant_levers(args)
+    levers = cli.variant_levers(args, model)
     status = run_suite(names, model, levers, args.m, search, args.quick, args.no_train, args.beir_dir, args.limit)
     write_suite(names, status, model, levers, args.limit, reproduction_flags(argv, model))
     failed = [n for n, s in status.items() if s["status"] == "failed"]

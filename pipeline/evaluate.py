@@ -22,8 +22,8 @@ from pipeline.search import run_bm25, run_dense, run_inputs, run_sparse
 from plumbing import cli
 from plumbing.artifacts import read_json, versions, write_json
 from plumbing.datasets import Dataset
-from plumbing.runs import EXPERIMENTS, PAPER_FAITHFUL, ranx_run, sparse_run_name, write_trec
-from plumbing.settings import DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
+from plumbing.runs import EXPERIMENTS, PAPER_FAITHFUL, fusable_runs, fused_ranking, ranx_run, sparse_run_name, write_trec
+from plumbing.settings import DEPTH, DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
 
 METRICS = ["ndcg@10", "recall@100", "recall@1000", "mrr@10"]
 PAPER_RATIO = 0.80
@@ -113,7 +113,7 @@ def teacher_run(data: DataSettings, model: ModelSettings, test_paths: list[Path]
     dense = f"{model.name}.dense"
     if hybrid not in by_name or dense not in by_name:
         return []
-    fused = fuse([ranx_run(by_name[hybrid]), ranx_run(by_name[dense])], norm="min-max", method="wsum",
+    fused = fuse(fusable_runs([by_name[hybrid], by_name[dense]]), norm="min-max", method="wsum",
                  params={"weights": (weight, round(1 - weight, 6))})
     return [_write_fused(data, model, f"teacher.{hybrid}+{dense}", fused,
                          f"the distillation teacher: wsum min-max {weight} / {round(1 - weight, 6)}, chosen on the "
@@ -130,13 +130,13 @@ def fusion_runs(data: DataSettings, model: ModelSettings, sparse: str, test_path
     by_name = {p.stem: p for p in test_paths}
     out = []
     for partner in (f"{model.name}.dense", "bm25"):
-        pair = [ranx_run(by_name[sparse]), ranx_run(by_name[partner])]
+        pair = fusable_runs([by_name[sparse], by_name[partner]])
         fused = fuse(pair, norm="rank", method="rrf", params={"k": 60})
         out.append(_write_fused(data, model, f"fusion-rrf.{sparse}+{partner}", fused, "rrf k=60",
                                 {"method": "rrf", "k": 60, "interpolates": [sparse, partner]}))
         if train_paths:
             train = {p.stem: p for p in train_paths}
-            best = optimize_fusion(Qrels.from_dict(train_qrels), [ranx_run(train[sparse]), ranx_run(train[partner])],
+            best = optimize_fusion(Qrels.from_dict(train_qrels), fusable_runs([train[sparse], train[partner]]),
                                    norm="min-max", method="wsum", metric="ndcg@10")
             fused = fuse(pair, norm="min-max", method="wsum", params=best)
             out.append(_write_fused(data, model, f"fusion-wsum.{sparse}+{partner}", fused,
@@ -150,7 +150,7 @@ def _write_fused(data: DataSettings, model: ModelSettings, name: str, fused, how
     from plumbing.artifacts import manifest
 
     path = data.run_dir / f"{name}.trec"
-    run = {q: sorted(docs.items(), key=lambda x: -x[1])[:1000] for q, docs in fused.to_dict().items()}
+    run = fused_ranking(fused, DEPTH)
     write_trec(path, run, name)  # the tag names the fused runs, so models and variants
     write_json(path.with_suffix(".json"), manifest("fuse", name=name, kind="fusion", model=model.name,
                                                    variant=how, query_mode="fused", split=data.split, fusion=fusion))
@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--also", nargs="*", default=[], metavar="MODEL",
                         help="more embedders whose runs join the leaderboard (e.g. the backbone of a trained model)")
     args = parser.parse_args(argv)
-    evaluate(cli.data_settings(args), cli.model_settings(args), cli.variant_levers(args), args.m,
+    model = cli.model_settings(args)
+    evaluate(cli.data_settings(args), model, cli.variant_levers(args, model), args.m,
              cli.search_settings(args), args.quick, args.no_train, tuple(args.also))
     return 0
 

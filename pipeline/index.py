@@ -25,15 +25,22 @@ from plumbing.datasets import Dataset
 from plumbing.settings import DataSettings, ModelSettings, Variant
 
 
-def _count_collection(collection: Path) -> tuple[int, Counter]:
-    """Documents in a collection folder and the document frequency of each vector term (none for JsonCollection)."""
+JAVA_BLANKS = "".join(chr(c) for c in range(33))  # what Java's String.trim() strips (Anserini tests contents.trim())
+
+
+def _count_collection(collection: Path, impact: bool) -> tuple[int, Counter]:
+    """Documents Lucene will hold from a collection folder, and the document frequency of each vector term (none for
+    JsonCollection). A JsonCollection document with blank contents (an empty title and text) is skipped by Anserini
+    as an empty document: it could match no query, so it is not counted (impact collections carry EMPTY_TERM)."""
     documents, df = 0, Counter()
     for part in sorted(collection.glob("*.jsonl")):
         with part.open(encoding="utf-8") as handle:
             for line in handle:
                 if line.strip():
-                    documents += 1
-                    df.update(json.loads(line).get("vector", {}).keys())
+                    obj = json.loads(line)
+                    if impact or obj.get("contents", "").strip(JAVA_BLANKS):
+                        documents += 1
+                    df.update(obj.get("vector", {}).keys())
     return documents, df
 
 
@@ -47,7 +54,7 @@ def lucene_doc_count(index_dir: Path) -> int:
 def build_lucene(collection: Path, index_dir: Path, impact: bool, threads: int = 2) -> dict:
     """Run IndexCollection into `<index_dir>.tmp`, check the count, rename; returns counts and timing."""
     start_jvm()
-    expected, df = _count_collection(collection)
+    expected, df = _count_collection(collection, impact)
     tmp = index_dir.with_name(index_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     args = ["-collection", "JsonVectorCollection" if impact else "JsonCollection", "-input", str(collection),
@@ -69,9 +76,27 @@ def build_lucene(collection: Path, index_dir: Path, impact: bool, threads: int =
     if impact:
         df.pop(EMPTY_TERM, None)
         write_json(index_dir / "df.json", {"documents": expected, "df": dict(sorted(df.items()))})
-    size = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
+    files = file_sizes(index_dir)
     return {"documents": found, "seconds": round(seconds, 1), "docs_per_second": round(found / max(seconds, 1e-9), 1),
-            "bytes": size, "terms": len(df) if impact else None}
+            "bytes": sum(files.values()), "terms": len(df) if impact else None, "files": files}
+
+
+def file_sizes(index_dir: Path) -> dict[str, int]:
+    """Every file of a built index (Lucene's segments and df.json) with its size, as recorded at build time."""
+    return {str(p.relative_to(index_dir)): p.stat().st_size for p in sorted(index_dir.rglob("*")) if p.is_file()}
+
+
+def damaged(index_dir: Path, stats: dict) -> str | None:
+    """Why a built index no longer is what its manifest recorded (a file missing, truncated or grown), or None.
+    Indexes from before sizes were recorded are trusted."""
+    recorded = stats.get("files")
+    if recorded is None:
+        return None
+    found = file_sizes(index_dir)
+    for name, size in recorded.items():
+        if found.get(name) != size:
+            return f"{name} is {'missing' if name not in found else f'{found[name]} bytes, built as {size}'}"
+    return None
 
 
 def index_variant(data: DataSettings, model: ModelSettings, variant: Variant, threads: int = 2) -> Path:
@@ -82,9 +107,13 @@ def index_variant(data: DataSettings, model: ModelSettings, variant: Variant, th
     info = read_json(out / "manifest.json", "collection manifest")
     done = out / "lucene.manifest.json"
     with folder_lock(out):
-        if done.exists() and lucene.exists() and read_json(done).get("collection_written") == info["written"]:
-            print(f"index up to date: {lucene}")
-            return lucene
+        built = read_json(done, "index manifest") if done.exists() and lucene.exists() else {}
+        if built.get("collection_written") == info["written"]:
+            why = damaged(lucene, built.get("lucene", {}))
+            if why is None:
+                print(f"index up to date: {lucene}")
+                return lucene
+            print(f"index {lucene} is damaged ({why}); rebuilding it")
         stats = build_lucene(out / "collection", lucene, impact=True, threads=threads)
         write_json(done, manifest("index", model=model.name, variant=out.name, settings=info["settings"],
                                   scale=info["scale"], collection_written=info["written"], lucene=stats,
@@ -101,10 +130,12 @@ def bm25_index(dataset: Dataset, key: str, threads: int = 2) -> Path:
     with folder_lock(base):
         done = base / "manifest.json"
         if done.exists() and lucene.exists():
-            built = read_json(done).get("corpus")
-            if built in (None, corpus):  # None: built before corpus hashes were recorded
+            info = read_json(done, "BM25 index manifest")
+            built, why = info.get("corpus"), damaged(lucene, info.get("lucene", {}))
+            if built in (None, corpus) and why is None:  # None: built before corpus hashes were recorded
                 return lucene
-            print(f"BM25 index {lucene} was built from another corpus ({built} != {corpus}); rebuilding it")
+            print(f"BM25 index {lucene} " + (f"is damaged ({why})" if why else
+                                             f"was built from another corpus ({built} != {corpus})") + "; rebuilding it")
         lines = [json.dumps({"id": d.doc_id, "contents": d.contents}, ensure_ascii=False) for d in dataset.corpus.values()]
         write_text(base / "collection" / "part-00000.jsonl", "\n".join(lines) + "\n")
         stats = build_lucene(base / "collection", lucene, impact=False, threads=threads)

@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="as the suite's --quick")
     parser.add_argument("--no-train", action="store_true", help="as the suite's --no-train")
     args = parser.parse_args(argv)
-    reproduce(args.dataset, args.run, args.output, args.limit, model=cli.model_settings(args),
-              levers=cli.variant_levers(args), m=args.m, search=cli.search_settings(args), quick=args.quick,
+    model = cli.model_settings(args)
+    reproduce(args.dataset, args.run, args.output, args.limit, model=model,
+              levers=cli.variant_levers(args, model), m=args.m, search=cli.search_settings(args), quick=args.quick,
               no_train=args.no_train)
     return 0
 

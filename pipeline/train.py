@@ -107,6 +107,13 @@ def check_numbers(settings: TrainSettings) -> None:
     for name, value in {"flops_weight": settings.flops_weight, "sparse_weight": settings.sparse_weight}.items():
         if not 0 <= value < float("inf"):
             raise InputError(f"{name}={value}: must be a finite number >= 0 (a negative weight rewards the term)")
+    if settings.objective == "dense":
+        defaults = TrainSettings("", "", ())
+        unused = [f"{name}={getattr(settings, name)}" for name in ("sparse_weight", "sparse_temperature", "sparse_target",
+                                                                   "flops_weight")
+                  if getattr(settings, name) != getattr(defaults, name)]
+        if unused:
+            raise InputError(f"{', '.join(unused)}: not used by objective=dense; add objective=joint or drop them")
 
 
 def split_dev(train: Dataset, n_dev: int, seed: int) -> tuple[list[str], list[str]]:

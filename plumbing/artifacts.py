@@ -86,9 +86,19 @@ def write_bytes_with(path: Path, writer) -> None:
 
 
 def read_json(path: Path, what: str = "file") -> dict:
+    """A JSON artifact; a missing or damaged one (truncated, not UTF-8, not an object) is one line naming the file
+    and the fix, never a traceback. Every artifact is written whole (temporary name, then rename), so damage means
+    something outside the pipeline changed it."""
     if not path.is_file():
         raise InputError(f"missing {what} {path}; run the stage that writes it first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what} {path} is damaged ({exc.__class__.__name__}: {exc}); delete {path.parent} and rerun "
+                         f"the stage that writes it") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{what} {path} is damaged (not a JSON object); delete {path.parent} and rerun the stage")
+    return value
 
 
 def command_line(argv: list[str] | None = None) -> str:

@@ -104,12 +104,15 @@ def model_settings(args: argparse.Namespace) -> ModelSettings:
 
 
 def variant(args: argparse.Namespace, model: ModelSettings) -> Variant:
-    return Variant.build(model.preset, **variant_levers(args))
+    return Variant.build(model.preset, **variant_levers(args, model))
 
 
-def variant_levers(args: argparse.Namespace) -> dict:
-    """The variant levers as given on the command line (None = the default), for stages that build several variants."""
-    return {key: getattr(args, key, None) for key in DEFAULTS}
+def variant_levers(args: argparse.Namespace, model: ModelSettings) -> dict:
+    """The variant levers as given on the command line (None = the default), for stages that build several variants;
+    a lever the asked-for variant would not read is refused here, before any work."""
+    levers = {key: getattr(args, key, None) for key in DEFAULTS}
+    Variant.refuse_unused(model.preset, levers)
+    return levers
 
 
 def query_settings(args: argparse.Namespace) -> QuerySettings:

@@ -50,6 +50,26 @@ def ranx_run(path: Path):
     return RanxRun.from_dict(read_trec(path), name=path.stem)
 
 
+NO_HIT = "<keytokens:no-hit>"  # stands in for a query's empty ranking where ranx needs one; never written to a run
+
+
+def fusable_runs(paths: list[Path]) -> list:
+    """ranx runs over the same query ids, for fusion: a query that one run found nothing for (a query of stopwords
+    only, an empty query) gets an empty ranking there (NO_HIT, scored 0), so fusion takes the union as Pyserini's
+    and ranx's fusions of such runs do, instead of refusing the runs. `fused_ranking` drops NO_HIT again."""
+    from ranx import Run as RanxRun
+
+    runs = {p.stem: read_trec(p) for p in paths}
+    queries = sorted({q for run in runs.values() for q in run})
+    return [RanxRun.from_dict({q: run.get(q) or {NO_HIT: 0.0} for q in queries}, name=name) for name, run in runs.items()]
+
+
+def fused_ranking(fused, depth: int) -> Run:
+    """A fused ranx run as our Run: top `depth` per query by score, NO_HIT removed (a query may keep no hit)."""
+    return {q: [(d, s) for d, s in sorted(docs.items(), key=lambda x: -x[1]) if d != NO_HIT][:depth]
+            for q, docs in fused.to_dict().items()}
+
+
 def score(qrels: Qrels, run: Run | Path, metric: str = "ndcg@10") -> float:
     """One metric of a run (a TREC file or an in-memory run) against qrels, rounded to 4 places."""
     from ranx import Qrels as RanxQrels

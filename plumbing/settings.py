@@ -6,6 +6,7 @@ variant (its `name` is the folder, `as_dict()` the manifest entry); `QuerySettin
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 
@@ -33,6 +34,13 @@ EXPANSION_DEFAULTS = {"k": 64, "pc1": "off", "terms": "words"}
 # student's adapter replaces the PC1 step), words.
 DISTILLED_DEFAULTS = {"k": 64, "pc1": "off", "terms": "words"}
 SOURCE_DEFAULTS = {"expansion": EXPANSION_DEFAULTS, "distilled": DISTILLED_DEFAULTS}
+# The levers each source reads; a lever given on the command line that the chosen source never reads is refused
+# (it would be ignored, yet written into the manifest as if it had made the index).
+USED_LEVERS = {"aligned": {"k", "weighting", "normalize", "vocab", "pc1", "terms"},
+               "own": {"weighting", "normalize", "terms"},
+               "hybrid": {"weighting", "normalize", "pc1", "terms"},
+               "expansion": {"k", "pc1", "terms"},
+               "distilled": {"terms"}}
 CONTROL_WEIGHTINGS = ("uniform", "bm25tf")
 
 
@@ -124,6 +132,21 @@ class Variant:
         variant.validate()
         return variant
 
+    @staticmethod
+    def refuse_unused(preset: Preset, given: dict) -> None:
+        """Refuse, before any work, a lever given explicitly that the variant it asks for would not read."""
+        given = {k: v for k, v in given.items() if v is not None}
+        if preset.kind == "splade":
+            unused = sorted(set(given) - {"normalize"})
+            what = f"model={preset.name} (SPLADE keeps its own WordPiece terms and weights)"
+        else:
+            source = given.get("source", DEFAULTS["source"])
+            unused = sorted(set(given) - {"source"} - USED_LEVERS.get(source, set(given)))
+            what = f"source={source}"
+        if unused:
+            raise InputError(f"{', '.join(f'{k}={given[k]}' for k in unused)}: not used by {what}; drop "
+                             f"{'it' if len(unused) == 1 else 'them'}")
+
     @classmethod
     def from_dict(cls, values: dict) -> "Variant":
         return cls(**{key: values.get(key, BEFORE_WORDS.get(key, DEFAULTS[key])) for key in DEFAULTS})
@@ -149,7 +172,7 @@ class Variant:
         if self.source == "expansion":
             return f"expand{self.k}-{norm}-pc1{pc1}"
         if self.source == "distilled":
-            return f"distilled{self.k}-{norm}"
+            return f"distilled-{norm}"
         return f"k{self.k}-{self.weighting}-{norm}-{self.vocab}-pc1{pc1}"
 
     def dir(self, data: DataSettings, model: ModelSettings):
@@ -177,9 +200,11 @@ class Variant:
             raise InputError(f"k={self.k}: K must be a positive number of tokens")
         if self.pc1 not in ("off", "remove", "auto"):
             try:
-                float(self.pc1)
+                finite = math.isfinite(float(self.pc1))
             except ValueError:
-                raise InputError(f"pc1={self.pc1}: use off, remove, auto or a number lambda") from None
+                finite = False
+            if not finite:
+                raise InputError(f"pc1={self.pc1}: use off, remove, auto or a finite number lambda")
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,33 @@ def test_odd_but_valid_corpus_is_indexed(tmp_path):
     assert {line.split()[0] for line in lines} == {"q1"}  # the empty query q2 has no terms and so no hits
 
 
+def test_odd_collection_is_evaluated_as_pyserini_and_ranx_would(tmp_path):
+    """`make eval` on a collection with an empty document, an empty query and a query of stopwords only: BM25 skips
+    the empty document (it can match nothing) instead of failing its count check, fusion takes the union of the
+    runs' queries, and a query with no hit scores 0: the mean over all 3 judged queries is q1's score / 3."""
+    from pipeline.evaluate import evaluate
+    from plumbing.runs import read_trec, score
+    from plumbing.settings import ALIGNED_M
+
+    folder = _write_beir(tmp_path / "oddeval", ODD_DOCS)
+    with (folder / "queries.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write('{"_id": "q3", "text": "the of and is"}\n')
+    with (folder / "qrels" / "test.tsv").open("a", encoding="utf-8") as handle:
+        handle.write("q3\tgreek\t1\n")
+    data = DataSettings("oddeval", data_dir=str(folder))
+    results, dataset = evaluate(data, slice_model(), {}, ALIGNED_M, SearchSettings(threads=1), quick=True, no_train=True)
+    assert results["queries"] == 3
+    rows = {r["name"]: r for r in results["runs"]}
+    fused = [name for name in rows if name.startswith("fusion-rrf.")]
+    assert len(fused) == 2
+    bm25 = read_trec(data.run_dir / "bm25.trec")
+    assert set(bm25) == {"q1"}  # the empty and the stopword query have no BM25 hit
+    alone = score({"q1": dataset.qrels["q1"]}, data.run_dir / "bm25.trec")
+    assert rows["bm25"]["metrics"]["ndcg@10"] == pytest.approx(alone / 3, abs=1e-4)
+    for name in fused:
+        assert "<keytokens:no-hit>" not in (data.run_dir / f"{name}.trec").read_text()
+
+
 def test_broken_corpus_is_one_line_through_the_cli(tmp_path):
     folder = _write_beir(tmp_path / "bad", ODD_DOCS[:2])
     with (folder / "corpus.jsonl").open("ab") as handle:
@@ -250,3 +277,22 @@ def test_any_unicode_term_round_trips_through_lucene(tmp_path_factory, terms):
     run = impact_search(folder / "lucene", queries, k=5, threads=1)
     for i, (term, weight) in enumerate(vector.items()):
         assert run[str(i)] == [("d", 2.0 * weight)], term
+
+
+def test_damaged_index_is_rebuilt_and_damaged_manifest_is_one_line(embeddings, capsys):
+    """A truncated Lucene file or df.json is found by its recorded size and the index rebuilt (its document count
+    checked again); a truncated manifest is one line naming the file, never a JSON traceback."""
+    lucene = index_variant(slice_data(), slice_model(), variant(source="own"))
+    biggest = max((p for p in lucene.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    for victim in (biggest, lucene / "df.json"):
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+        capsys.readouterr()
+        rebuilt = index_variant(slice_data(), slice_model(), variant(source="own"))
+        assert "is damaged" in capsys.readouterr().out
+        assert lucene_doc_count(rebuilt) == 50 and json.loads((rebuilt / "df.json").read_text())["documents"] == 50
+    manifest_path = lucene.parent / "lucene.manifest.json"
+    manifest_path.write_text(manifest_path.read_text()[:40])
+    result = _cli("pipeline.index", "--dataset", "scifact", "--limit", str(SLICE), "--source", "own", "--device", "cpu")
+    _one_line_error(result, "is damaged")
+    assert "lucene.manifest.json" in result.stderr
+    manifest_path.unlink()  # the next use rebuilds it, as the message says
