@@ -219,6 +219,9 @@ def evaluate(data: DataSettings, model: ModelSettings, levers: dict, m: int, sea
     started = time.time()
     levers = with_default_source(model, levers)
     dataset = data.load()
+    if not dataset.qrels:
+        raise InputError(f"dataset {data.name} ({dataset.source}) has no judged queries: nothing to evaluate; "
+                         f"`make index` and `make search` work on it")
     print(dataset.summary())
     needs = Needs(dataset, data, search.threads)
     paths = produce_runs(needs, model, levers, m, search, quick)

@@ -160,12 +160,14 @@ def _drop_unknown(dataset: Dataset) -> None:
     dataset.queries = {qid: text for qid, text in dataset.queries.items() if qid in kept}
 
 
-def check_usable(dataset: Dataset, corpus_file: str, qrels_file: str) -> Dataset:
+def check_usable(dataset: Dataset, corpus_file: str, qrels_file: str, judged: int) -> Dataset:
     """Refuse, before any model loads, a split nothing can be evaluated on: an empty corpus, or qrels that judge no
-    known query (every later stage would fail on it, or leave empty runs behind)."""
+    known query (every later stage would fail on it, or leave empty runs behind). A corpus with no queries and no
+    qrels at all (`judged` = 0 qrels lines) is a corpus to index and search, not an error; evaluating it is refused
+    by the evaluate stage."""
     if not dataset.corpus:
         raise InputError(f"{corpus_file} holds 0 documents; a corpus needs at least one document")
-    if not dataset.qrels:
+    if not dataset.qrels and (judged or dataset.queries):
         raise InputError(f"{qrels_file}: no judged query of the {dataset.split} split is in the queries and corpus "
                          f"({len(dataset.queries)} queries judged); check the qrels' query and document ids")
     return dataset
@@ -178,7 +180,8 @@ def load_beir_folder(folder: Path, name: str, split: str) -> Dataset:
     queries = {qid: text for qid, text in all_queries.items() if qid in qrels}
     dataset = Dataset(name, split, str(folder), corpus, queries, qrels)
     _drop_unknown(dataset)
-    return check_usable(dataset, str(folder / "corpus.jsonl"), str(folder / "qrels" / f"{split}.tsv"))
+    return check_usable(dataset, str(folder / "corpus.jsonl"), str(folder / "qrels" / f"{split}.tsv"),
+                        sum(len(j) for j in qrels.values()) + len(all_queries))
 
 
 # ir_datasets ids where BEIR's name is not the collection Pyserini and the BEIR paper report on: Touché is v2.
@@ -238,7 +241,8 @@ def load_ir_datasets(name: str, split: str) -> Dataset:
                          f"(python -m pipeline.datasets --seed-ir-datasets <BEIR folder>)") from None
     dataset = Dataset(name, split, f"ir_datasets:{ds_id}", corpus, queries, qrels)
     _drop_unknown(dataset)
-    return check_usable(dataset, f"ir_datasets {ds_id} docs", f"ir_datasets {ds_id} qrels")
+    return check_usable(dataset, f"ir_datasets {ds_id} docs", f"ir_datasets {ds_id} qrels",
+                        sum(len(j) for j in qrels.values()))
 
 
 def default_beir_dir() -> Path | None:

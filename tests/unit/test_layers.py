@@ -1,4 +1,4 @@
-"""The house's floors: imports run studies -> pipeline -> engines -> plumbing -> encoders -> common, never in a
+"""The house's floors: imports run keytokens (the Python API) -> studies -> pipeline -> engines -> plumbing -> encoders -> common, never in a
 circle, never to another module's `_private` name, and the README's layout names exactly the modules on disk.
 
 The graph is read with ast from every import in a file, the ones inside functions included (a lazy import is still
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FLOORS = ("studies", "pipeline", "engines", "plumbing", "encoders", "common")  # top first
+FLOORS = ("keytokens", "studies", "pipeline", "engines", "plumbing", "encoders", "common")  # top first
 RANK = {folder: level for level, folder in enumerate(FLOORS)}
 
 
