@@ -2,7 +2,8 @@
 embeddings, with queries that stay BM25's lookup (analyzed words x idf, no LLM).
 
 A document's weight for word t, computed from its stored pooled embedding e through the frozen LM head:
-  z        = e + A e                      a residual linear adapter (A starts at 0, so z = e at first)
+  z        = e + A e                      e with the corpus's PC1 projected out; a residual linear adapter A
+                                          (A starts at 0, so z = e at first)
   l(t)     = max over the vocabulary tokens that start t of head(z)       (encoders/expansion.py's WordHead)
   own(t)   = tf_bm25(t) x (1 + beta x a(t)),  a = l min-max scaled over the document's own words (the word hybrid)
   new(t)   = gamma x log(1 + max(0, l(t) - l_(K+1)))                       (the top-K words the embedding decodes to)
@@ -32,29 +33,31 @@ STUDENT_K = 64  # expansion words per document at most
 
 @dataclass
 class WordSpace:
-    """Every word a document or query can carry: the head's words first, then corpus words no token starts."""
+    """Every word a document or query can carry, as ids: the head's words first (id = head word index), then corpus
+    words no vocabulary token starts."""
 
     words: list[str]
     position: dict[str, int]
-    head_columns: torch.Tensor  # [head words] the space column of each head word
+    head_words: int
 
     @classmethod
     def build(cls, head: WordHead, corpus_words: list[str]) -> "WordSpace":
         words = list(head.words) + sorted(set(corpus_words) - set(head.words))
-        position = {w: i for i, w in enumerate(words)}
-        return cls(words, position, torch.arange(len(head.words)))
+        return cls(words, {w: i for i, w in enumerate(words)}, len(head.words))
 
     def __len__(self) -> int:
         return len(self.words)
 
-    def matrix(self, rows: list[dict[str, float]]) -> torch.Tensor:
-        """Sparse {word: value} rows as a dense [rows, space] float32 matrix (words outside the space dropped)."""
-        out = torch.zeros((len(rows), len(self.words)))
-        for r, row in enumerate(rows):
-            cols = [self.position[w] for w in row if w in self.position]
-            if cols:
-                out[r, cols] = torch.tensor([v for w, v in row.items() if w in self.position], dtype=torch.float32)
-        return out
+
+@dataclass
+class OwnWords:
+    """A batch of documents' own words, padded: space ids [docs, m] and BM25 tf [docs, m] (0 where padded), and the
+    token pieces each word was split into in the document: token ids [docs, p] and the word slot of each (-1: pad)."""
+
+    ids: torch.Tensor
+    tf: torch.Tensor
+    piece_tokens: torch.Tensor
+    piece_slots: torch.Tensor
 
 
 class Student(torch.nn.Module):
@@ -66,7 +69,7 @@ class Student(torch.nn.Module):
         self.adapter = torch.nn.Linear(hidden, hidden, bias=False)
         torch.nn.init.zeros_(self.adapter.weight)
         self.own_boost = torch.nn.Parameter(torch.tensor(1.0))  # beta: the word hybrid's boost to start from
-        self.expansion_scale = torch.nn.Parameter(torch.tensor(0.25))  # gamma
+        self.expansion_scale = torch.nn.Parameter(torch.tensor(0.05))  # gamma: starts next to the word hybrid
         self.k = k
 
     def optimizer(self, lr: float, adapter_lr: float, *extra: torch.nn.Parameter) -> torch.optim.Optimizer:
@@ -84,36 +87,57 @@ class Student(torch.nn.Module):
             student.expansion_scale.zero_()
         return student
 
-    def weights(self, embeddings: torch.Tensor, own_tf: torch.Tensor, head: WordHead, lm_head: torch.Tensor,
-                space: WordSpace) -> tuple[torch.Tensor, torch.Tensor]:
-        """[docs, space] word weights, and [docs, head words] expansion weights (for FLOPS)."""
+    def weights(self, embeddings: torch.Tensor, own: OwnWords, head: WordHead, lm_head: torch.Tensor,
+                space: WordSpace, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The documents' weights on the given space columns ([docs, columns]: all of them to index, the batch's
+        query words to train), and each document's top-K expansion (head word ids, weights) for FLOPS."""
         z = embeddings.float() + self.adapter(embeddings.float())
         logits = head.word_logits(z, lm_head)  # [docs, head words]
-        n = len(embeddings)
-        head_logit = logits.new_full((n, len(space)), float("-inf"))
-        head_logit[:, space.head_columns] = logits
-        own = (own_tf > 0) & torch.isfinite(head_logit)
-        safe = head_logit.masked_fill(~own, 0.0)  # finite everywhere, so no NaN reaches a gradient
-        has_own = own.any(dim=1, keepdim=True)
-        low = torch.where(has_own, safe.masked_fill(~own, float("inf")).min(dim=1, keepdim=True).values, 0.0)
-        high = torch.where(has_own, safe.masked_fill(~own, float("-inf")).max(dim=1, keepdim=True).values, 0.0)
-        scaled = ((safe - low) / (high - low).clamp_min(1e-6)).masked_fill(~own, 0.0)
-        weights = own_tf * (1 + self.own_boost * scaled)
+        # an own word's aligned logit: the max over the token pieces it was split into in this document, as the word
+        # hybrid reads it (continuation pieces included); a word with no piece keeps its tf (a = 0)
+        valid = own.piece_slots >= 0
+        piece_logit = torch.bmm(lm_head[own.piece_tokens].float(), z.unsqueeze(2)).squeeze(2).masked_fill(~valid, -1e30)
+        own_logit = torch.full(own.tf.shape, -1e30).scatter_reduce(1, torch.where(valid, own.piece_slots, 0),
+                                                                   piece_logit, reduce="amax")
+        is_scored = (own.tf > 0) & (own_logit > -1e29)
+        own_logit = own_logit.masked_fill(~is_scored, 0.0)
+        has_own = is_scored.any(dim=1, keepdim=True)
+        low = torch.where(has_own, own_logit.masked_fill(~is_scored, float("inf")).min(dim=1, keepdim=True).values, 0.0)
+        high = torch.where(has_own, own_logit.masked_fill(~is_scored, float("-inf")).max(dim=1, keepdim=True).values,
+                           0.0)
+        scaled = ((own_logit - low) / (high - low).clamp_min(1e-6)).masked_fill(~is_scored, 0.0)
+        own_weight = own.tf * (1 + self.own_boost * scaled)
+        position = torch.full((len(space),), -1, dtype=torch.long)
+        position[columns] = torch.arange(len(columns))
+        own_position = position[own.ids]
+        kept = (own_position >= 0) & (own.tf > 0)
+        weights = torch.zeros((len(embeddings), len(columns))).scatter_add(
+            1, torch.where(kept, own_position, 0), own_weight * kept)
         k = min(self.k, logits.shape[1] - 1)
-        threshold = logits.topk(k + 1, dim=1).values[:, k:k + 1]
-        expansion = self.expansion_scale.clamp_min(0) * torch.log1p((logits - threshold).clamp_min(0))
-        weights = weights.index_add(1, space.head_columns, expansion)
-        return weights, expansion
+        top, top_ids = logits.topk(k + 1, dim=1)
+        threshold = top[:, k:k + 1]
+        scale = self.expansion_scale.clamp_min(0)
+        head_columns = torch.nonzero(columns < space.head_words).flatten()
+        expansion = scale * torch.log1p((logits[:, columns[head_columns]] - threshold).clamp_min(0))
+        weights = weights.index_add(1, head_columns, expansion)
+        return weights, top_ids[:, :k], scale * torch.log1p((top[:, :k] - threshold).clamp_min(0))
 
 
 class DocumentWords:
-    """The corpus side the student needs: each document's own analyzed words at BM25 tf, the df and idf of own
+    """The corpus side the student needs: each document's own analyzed words at BM25 tf and the token pieces each
+    was split into (encoders/words.py `document_words`, as the word hybrid reads them), and the df and idf of own
     words (BM25's, the query side's table), computed once."""
 
-    def __init__(self, texts: list[str], analyzer) -> None:
-        counts = [Counter(analyzer.terms(t)) for t in texts]
+    def __init__(self, texts: list[str], analyzer, tokenizer) -> None:
+        from tqdm import tqdm
+
+        from encoders.words import document_words
+
+        parsed = [document_words(t, tokenizer, analyzer) for t in tqdm(texts, desc="words", unit="doc")]
+        counts = [c for c, _ in parsed]
         avg_len = float(np.mean([sum(c.values()) for c in counts])) if counts else 1.0
         self.tf = [bm25_tf(c, avg_len) for c in counts]
+        self.pieces = [p for _, p in parsed]
         self.df: Counter = Counter(w for c in counts for w in c)
         self.documents = len(counts)
 
@@ -121,10 +145,11 @@ class DocumentWords:
         return TokenQueryEncoder.bm25_idf(self.df.get(word, 0), self.documents)
 
 
-def idf_flops(expansion: torch.Tensor, idf: torch.Tensor) -> torch.Tensor:
-    """IDF-aware FLOPS over a batch: each head word's batch-mean expansion weight, squared, over its idf, summed:
-    common words (long postings, cheap to match) cost more than rare ones."""
-    return (expansion.mean(dim=0).pow(2) / idf.clamp_min(1e-3)).sum()
+def idf_flops(top_ids: torch.Tensor, top_weights: torch.Tensor, idf: torch.Tensor) -> torch.Tensor:
+    """IDF-aware FLOPS over a batch of top-K expansions: each head word's batch-mean expansion weight, squared, over
+    its idf, summed: common words (long postings, cheap to match) cost more than rare ones."""
+    mean = torch.zeros(len(idf)).index_add(0, top_ids.flatten(), top_weights.flatten()) / len(top_ids)
+    return (mean.pow(2) / idf.clamp_min(1e-3)).sum()
 
 
 def listwise_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -144,46 +169,79 @@ class StudentData:
 
         analyzer = word_analyzer()
         self.head = WordHead(WordVocabulary(tokenizer, analyzer))
-        self.words = DocumentWords(texts, analyzer)
+        self.words = DocumentWords(texts, analyzer, tokenizer)
         self.space = WordSpace.build(self.head, list(self.words.df))
-        self.embeddings = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+        from encoders import pc1
+
+        # PC1 projected out, estimated on this corpus (as the word hybrid's pc1=remove): the aligned words then
+        # follow the text rather than the direction every embedding of the embedder shares (Nie et al. 2025, Sec. 5)
+        self.pc1 = pc1.estimate(np.asarray(embeddings, dtype=np.float32), "remove")
+        adjusted = pc1.adjust(np.asarray(embeddings, dtype=np.float32), self.pc1)
+        self.embeddings = torch.from_numpy(np.ascontiguousarray(adjusted, dtype=np.float32))
         self.lm_head = lm_head.float()
         self.analyzer = analyzer
         self.head_idf = torch.tensor([self.words.idf(w) for w in self.head.words])
 
-    def own(self, rows: list[int]) -> torch.Tensor:
-        return self.space.matrix([self.words.tf[r] for r in rows])
+        self._own_ids = [np.array([self.space.position[w] for w in tf], dtype=np.int64) for tf in self.words.tf]
+        self._own_tf = [np.array(list(tf.values()), dtype=np.float32) for tf in self.words.tf]
+        self._pieces = []  # per document: (token ids, slot of the own word each piece belongs to)
+        for tf, pieces in zip(self.words.tf, self.words.pieces):
+            slot = {w: i for i, w in enumerate(tf)}
+            pairs = [(int(token), slot[w]) for w, tokens in pieces.items() if w in slot for token in tokens]
+            self._pieces.append(np.array(pairs, dtype=np.int64).reshape(-1, 2))
+        self.all_columns = torch.arange(len(self.space))
 
-    def queries(self, texts: list[str]) -> torch.Tensor:
-        """[queries, space] count x idf of each query's analyzed words that the corpus holds (BM25's query)."""
-        rows = []
+    def own(self, rows) -> OwnWords:
+        """The documents' own words and their pieces, padded to the longest of them."""
+        width = max([len(self._own_ids[r]) for r in rows] + [1])
+        ids, tf = np.zeros((len(rows), width), dtype=np.int64), np.zeros((len(rows), width), dtype=np.float32)
+        pieces = max([len(self._pieces[r]) for r in rows] + [1])
+        tokens, slots = np.zeros((len(rows), pieces), dtype=np.int64), np.full((len(rows), pieces), -1, dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, :len(self._own_ids[r])], tf[i, :len(self._own_tf[r])] = self._own_ids[r], self._own_tf[r]
+            tokens[i, :len(self._pieces[r])], slots[i, :len(self._pieces[r])] = self._pieces[r][:, 0], self._pieces[r][:, 1]
+        return OwnWords(*(torch.from_numpy(a) for a in (ids, tf, tokens, slots)))
+
+    def queries(self, texts: list[str]) -> list[dict[int, float]]:
+        """Each query as BM25 reads it: count x idf of its analyzed words that the corpus holds, by space id."""
+        out = []
         for text in texts:
-            counts: dict[str, int] = {}
-            for word in self.analyzer.terms(text):
-                if word in self.words.df:
-                    counts[word] = counts.get(word, 0) + 1
-            rows.append({w: c * self.words.idf(w) for w, c in counts.items()})
-        return self.space.matrix(rows)
+            counts = Counter(w for w in self.analyzer.terms(text) if w in self.words.df)
+            out.append({self.space.position[w]: c * self.words.idf(w) for w, c in counts.items()})
+        return out
 
-    def all_scores(self, student: Student, queries: torch.Tensor, chunk: int = 512) -> np.ndarray:
+    @staticmethod
+    def query_matrix(queries: list[dict[int, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The queries' word columns (sorted space ids) and their [queries, columns] weights."""
+        columns = sorted({c for q in queries for c in q})
+        place = {c: i for i, c in enumerate(columns)}
+        matrix = torch.zeros((len(queries), len(columns)))
+        for row, query in enumerate(queries):
+            for column, weight in query.items():
+                matrix[row, place[column]] = weight
+        return torch.tensor(columns, dtype=torch.long), matrix
+
+    def all_scores(self, student: Student, queries: list[dict[int, float]], chunk: int = 512) -> np.ndarray:
         """[queries, docs] exact student scores over the whole corpus, in document chunks (no gradients)."""
+        columns, matrix = self.query_matrix(queries)
         out = []
         with torch.inference_mode():
             for start in range(0, len(self.embeddings), chunk):
                 rows = list(range(start, min(start + chunk, len(self.embeddings))))
-                weights, _ = student.weights(self.embeddings[rows], self.own(rows), self.head, self.lm_head, self.space)
-                out.append((queries @ weights.T).numpy())
+                weights = student.weights(self.embeddings[rows], self.own(rows), self.head, self.lm_head, self.space,
+                                          columns)[0]
+                out.append((matrix @ weights.T).numpy())
         return np.concatenate(out, axis=1)
 
-
-    def vectors(self, student: Student, chunk: int = 512) -> list[dict[str, float]]:
+    def vectors(self, student: Student, chunk: int = 256) -> list[dict[str, float]]:
         """Every document's {word: weight} through the student (no gradients): what the index holds, unquantized."""
         out: list[dict[str, float]] = []
         words = self.space.words
         with torch.inference_mode():
             for start in range(0, len(self.embeddings), chunk):
                 rows = list(range(start, min(start + chunk, len(self.embeddings))))
-                weights, _ = student.weights(self.embeddings[rows], self.own(rows), self.head, self.lm_head, self.space)
+                weights = student.weights(self.embeddings[rows], self.own(rows), self.head, self.lm_head, self.space,
+                                          self.all_columns)[0]
                 for row in weights.numpy():
                     nonzero = np.flatnonzero(row > 0)
                     out.append({words[i]: float(row[i]) for i in nonzero})

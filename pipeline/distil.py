@@ -161,12 +161,12 @@ def train_student(data: StudentData, teacher: Teacher, train_rows: list[int], de
     scale = torch.nn.Parameter(torch.tensor(0.0))  # log of the student's score scale in the softmax (not indexed)
     optimizer = student.optimizer(settings.lr, settings.adapter_lr, scale)
     pool = pools(teacher, settings.pool)
-    query_matrix = data.queries(texts)
+    queries = data.queries(texts)
     dev_ids = [teacher.query_ids[r] for r in dev_rows]
     dev_qrels = {q: qrels[q] for q in dev_ids}
 
     def dev_point(step: int) -> dict:
-        scores = data.all_scores(student, query_matrix[dev_rows])
+        scores = data.all_scores(student, [queries[r] for r in dev_rows])
         return {"step": step, "ndcg@10": ndcg_of(scores, dev_ids, doc_ids, dev_qrels),
                 "own_boost": round(float(student.own_boost.detach()), 4),
                 "expansion_scale": round(float(student.expansion_scale.detach()), 4)}
@@ -180,15 +180,16 @@ def train_student(data: StudentData, teacher: Teacher, train_rows: list[int], de
             batch_pool = pool[rows]
             docs = np.unique(batch_pool[batch_pool >= 0])
             column = {int(d): i for i, d in enumerate(docs)}
-            weights, expansion = student.weights(data.embeddings[docs], data.own(list(docs)), data.head, data.lm_head,
-                                                 data.space)
-            scores = query_matrix[rows] @ weights.T  # [batch, docs]
+            columns, query_matrix = data.query_matrix([queries[r] for r in rows])
+            weights, top_ids, top_weights = student.weights(data.embeddings[docs], data.own(docs), data.head,
+                                                            data.lm_head, data.space, columns)
+            scores = query_matrix @ weights.T  # [batch, docs]: the index's score on the batch's query words
             mask = torch.from_numpy(batch_pool >= 0)
             index = torch.tensor([[column.get(int(d), 0) for d in row] for row in batch_pool])
             student_scores = scores.gather(1, index) * scale.exp()
             teacher_scores = torch.from_numpy(np.take_along_axis(teacher.scores[rows], np.maximum(batch_pool, 0), 1))
             loss = listwise_kl(student_scores, teacher_scores, mask, settings.teacher_temperature)
-            flops = idf_flops(expansion, data.head_idf)
+            flops = idf_flops(top_ids, top_weights, data.head_idf)
             total = loss + settings.flops_weight * flops
             if not torch.isfinite(total):
                 raise InputError(f"distil step {step}: the loss is not finite; lower lr (now {settings.lr})")
@@ -196,9 +197,10 @@ def train_student(data: StudentData, teacher: Teacher, train_rows: list[int], de
             total.backward()
             optimizer.step()
             bar.update(1)
-            bar.set_postfix(kl=f"{float(loss):.4f}", flops=f"{float(flops):.2f}")
+            bar.set_postfix(kl=f"{float(loss.detach()):.4f}", flops=f"{float(flops.detach()):.3f}")
             if step % settings.eval_every == 0 or step == settings.steps:
-                curve.append({**dev_point(step), "kl": round(float(loss), 5), "flops": round(float(flops), 4)})
+                curve.append({**dev_point(step), "kl": round(float(loss.detach()), 5),
+                              "flops": round(float(flops.detach()), 4)})
                 bar.write(f"step {step}: dev nDCG@10 {curve[-1]['ndcg@10']} (kl {loss:.4f})")
                 if curve[-1]["ndcg@10"] > best[0]:
                     best = (curve[-1]["ndcg@10"], {k: v.detach().clone() for k, v in student.state_dict().items()})

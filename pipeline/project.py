@@ -72,8 +72,8 @@ def project(data: DataSettings, model: ModelSettings, variant: Variant) -> Path:
                    if variant.source in ("aligned", "hybrid", "expansion", "distilled") else None)
         entry = None
         if variant.source == "distilled":
-            vectors, scale = distilled_word_vectors(corpus_texts(data, doc_ids), embeddings, tokenizer, lm_head,
-                                                    layout.student_dir(model.name), out)
+            vectors, scale, entry = distilled_word_vectors(corpus_texts(data, doc_ids), embeddings, tokenizer, lm_head,
+                                                           layout.student_dir(model.name), out)
         elif variant.terms == "words":
             vectors, scale, entry = word_vectors(data, variant, doc_ids, embeddings, tokens, tokenizer, lm_head)
         elif variant.source == "splade":
@@ -118,7 +118,7 @@ def student_stamp(model: ModelSettings, variant: Variant) -> str | None:
 
 
 def distilled_word_vectors(texts: list[str], embeddings, tokenizer, lm_head, student: Path, out: Path
-                           ) -> tuple[list[dict[str, int]], float]:
+                           ) -> tuple[list[dict[str, int]], float, dict]:
     """source=distilled: every document through the student `make distil` kept. The query side's idf table,
     `query_df.json` beside the collection, is BM25's (df of the documents' own words), as in training: new words
     in a document do not make a query word look common."""
@@ -126,7 +126,7 @@ def distilled_word_vectors(texts: list[str], embeddings, tokenizer, lm_head, stu
 
     words = StudentData(texts, embeddings, lm_head, tokenizer)
     write_json(out / QUERY_DF, {"documents": words.words.documents, "df": dict(sorted(words.words.df.items()))})
-    return weighted_vectors(words.vectors(load_student(student)))
+    return (*weighted_vectors(words.vectors(load_student(student))), words.pc1)
 
 
 def corpus_texts(data: DataSettings, doc_ids: list[str]) -> list[str]:

@@ -30,9 +30,8 @@ BEFORE_WORDS = {"terms": "tokens"}  # manifests written before terms existed des
 DEFAULT_WEIGHTING = {"aligned": "log", "own": "bm25tf", "hybrid": "bm25tf", "expansion": "log", "distilled": "learned"}
 # source=expansion (encoders/expansion.py): K expansion words per document, and no PC1 step (training never saw one).
 EXPANSION_DEFAULTS = {"k": 64, "pc1": "off", "terms": "words"}
-# source=distilled (encoders/student.py, trained by `make distil`): K new words at most, the raw embedding (the
-# student's adapter replaces the PC1 step), words.
-DISTILLED_DEFAULTS = {"k": 64, "pc1": "off", "terms": "words"}
+# source=distilled (encoders/student.py, trained by `make distil`): the student's own K and PC1 removal, words.
+DISTILLED_DEFAULTS = {"k": 64, "pc1": "remove", "terms": "words"}
 SOURCE_DEFAULTS = {"expansion": EXPANSION_DEFAULTS, "distilled": DISTILLED_DEFAULTS}
 # The levers each source reads; a lever given on the command line that the chosen source never reads is refused
 # (it would be ignored, yet written into the manifest as if it had made the index).
@@ -183,8 +182,8 @@ class Variant:
             raise InputError(f"source={self.source}: choose aligned, own, hybrid, expansion or distilled")
         if self.source in ("expansion", "distilled") and self.terms != "words":
             raise InputError(f"source={self.source} is a word index: use it with terms=words")
-        if self.source == "distilled" and str(self.pc1) != "off":
-            raise InputError("source=distilled reads the raw embedding (its adapter was trained on it): drop pc1=")
+        if self.source == "distilled" and str(self.pc1) != "remove":
+            raise InputError("source=distilled removes PC1 as its student was trained to: drop pc1=")
         allowed = {"aligned": WEIGHTINGS, "own": CONTROL_WEIGHTINGS, "hybrid": ("bm25tf",),
                    "expansion": ("log",), "distilled": ("learned",)}[self.source]
         if self.weighting not in allowed:

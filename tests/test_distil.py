@@ -25,8 +25,7 @@ def corpus(sliced, embeddings):
 
 
 def _queries(sliced, data):
-    texts = list(sliced.queries.values())
-    return texts, data.queries(texts)
+    return data.query_matrix(data.queries(list(sliced.queries.values())))
 
 
 def test_teacher_refuses_a_planted_test_query(sliced):
@@ -47,7 +46,7 @@ def test_student_loss_falls_on_a_fixed_batch(sliced, corpus):
     from encoders.student import Student, listwise_kl
 
     doc_ids, data = corpus
-    _, queries = _queries(sliced, data)
+    columns, queries = _queries(sliced, data)
     unit = l2_normalise(data.embeddings.numpy())
     teacher = torch.from_numpy(unit[: len(queries)] @ unit.T)  # any fixed, learnable target over all documents
     student = Student(data.embeddings.shape[1])
@@ -55,8 +54,8 @@ def test_student_loss_falls_on_a_fixed_batch(sliced, corpus):
     mask = torch.ones_like(teacher, dtype=torch.bool)
     losses = []
     for _ in range(15):
-        weights, _ = student.weights(data.embeddings, data.own(list(range(len(doc_ids)))), data.head, data.lm_head,
-                                     data.space)
+        weights = student.weights(data.embeddings, data.own(list(range(len(doc_ids)))), data.head, data.lm_head,
+                                  data.space, columns)[0]
         loss = listwise_kl(queries @ weights.T * 0.1, teacher, mask, 0.05)
         optimizer.zero_grad()
         loss.backward()
@@ -76,8 +75,9 @@ def test_flops_shrinks_new_words_and_postings_stay_bounded(corpus):
     optimizer = student.optimizer(1e-2, 1e-5)
     before = None
     for _ in range(10):
-        _, expansion = student.weights(data.embeddings, data.own(rows), data.head, data.lm_head, data.space)
-        flops = idf_flops(expansion, data.head_idf)
+        _, top_ids, top_weights = student.weights(data.embeddings, data.own(rows), data.head, data.lm_head, data.space,
+                                                  data.all_columns[:1])
+        flops = idf_flops(top_ids, top_weights, data.head_idf)
         before = float(flops.detach()) if before is None else before
         optimizer.zero_grad()
         flops.backward()
@@ -130,3 +130,20 @@ def test_index_holds_what_the_student_scores(sliced, corpus, isolated_outputs, t
             assert lucene_score == pytest.approx(sum(w * vector.get(t, 0) for t, w in query.items()), abs=1e-3)
             checked += 1
     assert checked > 50
+
+
+def test_training_columns_are_the_index_columns(sliced, corpus):
+    """Training scores only the batch's query words; those columns are exactly the index's (all-word) weights."""
+    from encoders.student import Student
+
+    doc_ids, data = corpus
+    torch.manual_seed(5)
+    student = Student(data.embeddings.shape[1])
+    with torch.no_grad():
+        student.adapter.weight.normal_(0, 0.02)
+    columns, _ = _queries(sliced, data)
+    rows = list(range(len(doc_ids)))
+    with torch.no_grad():
+        full = student.weights(data.embeddings, data.own(rows), data.head, data.lm_head, data.space, data.all_columns)[0]
+        part = student.weights(data.embeddings, data.own(rows), data.head, data.lm_head, data.space, columns)[0]
+    assert torch.equal(full[:, columns], part) and part.abs().sum() > 0
