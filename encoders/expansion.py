@@ -33,8 +33,15 @@ class WordHead:
     def word_logits(self, embeddings: torch.Tensor, lm_head: torch.Tensor) -> torch.Tensor:
         """[batch, words]: each word's logit, the max over its tokens' logits."""
         logits = embeddings.float() @ lm_head[self.tokens.to(lm_head.device)].float().T
-        index = self.token_word.to(logits.device).expand(len(embeddings), -1)
-        return logits.new_full((len(embeddings), len(self.words)), float("-inf")).scatter_reduce(
+        return self._fold(logits)
+
+    def fold_token_logits(self, token_logits: torch.Tensor) -> torch.Tensor:
+        """[batch, words] from logits over the whole vocabulary [batch, tokens] (already computed elsewhere)."""
+        return self._fold(token_logits[:, self.tokens.to(token_logits.device)])
+
+    def _fold(self, logits: torch.Tensor) -> torch.Tensor:
+        index = self.token_word.to(logits.device).expand(len(logits), -1)
+        return logits.new_full((len(logits), len(self.words)), float("-inf")).scatter_reduce(
             1, index, logits, reduce="amax")
 
     def expansion(self, embeddings: torch.Tensor, lm_head: torch.Tensor, k: int = EXPANSION_K

@@ -4,8 +4,9 @@ embeddings, with queries that stay BM25's lookup (analyzed words x idf, no LLM).
 A document's weight for word t, computed from its stored pooled embedding e through the frozen LM head:
   z        = e + A e                      e with the corpus's PC1 projected out; a residual linear adapter A
                                           (A starts at 0, so z = e at first)
+  own(t)   = tf_bm25(t) x (1 + beta x a(t)),  a = the max of head(z) over the token pieces t was split into in the
+             document, min-max scaled over the document's own words (the word hybrid's weight at beta = 1)
   l(t)     = max over the vocabulary tokens that start t of head(z)       (encoders/expansion.py's WordHead)
-  own(t)   = tf_bm25(t) x (1 + beta x a(t)),  a = l min-max scaled over the document's own words (the word hybrid)
   new(t)   = gamma x log(1 + max(0, l(t) - l_(K+1)))                       (the top-K words the embedding decodes to)
   w(t)     = own(t) + new(t)
 Queries are scored as BM25 scores them: count x idf over the document's own words' df (`query_df.json` beside the
@@ -92,11 +93,12 @@ class Student(torch.nn.Module):
         """The documents' weights on the given space columns ([docs, columns]: all of them to index, the batch's
         query words to train), and each document's top-K expansion (head word ids, weights) for FLOPS."""
         z = embeddings.float() + self.adapter(embeddings.float())
-        logits = head.word_logits(z, lm_head)  # [docs, head words]
+        token_logits = z @ lm_head.float().T  # [docs, vocabulary tokens], once for both uses below
+        logits = head.fold_token_logits(token_logits)  # [docs, head words]
         # an own word's aligned logit: the max over the token pieces it was split into in this document, as the word
         # hybrid reads it (continuation pieces included); a word with no piece keeps its tf (a = 0)
         valid = own.piece_slots >= 0
-        piece_logit = torch.bmm(lm_head[own.piece_tokens].float(), z.unsqueeze(2)).squeeze(2).masked_fill(~valid, -1e30)
+        piece_logit = token_logits.gather(1, own.piece_tokens).masked_fill(~valid, -1e30)
         own_logit = torch.full(own.tf.shape, -1e30).scatter_reduce(1, torch.where(valid, own.piece_slots, 0),
                                                                    piece_logit, reduce="amax")
         is_scored = (own.tf > 0) & (own_logit > -1e29)

@@ -58,8 +58,10 @@ def model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default="smollm2", help="preset name (smollm2, gemma3, splade-tiny, e5-mistral-7b, "
                        "...), an HF id, a local folder or a .gguf file (default: smollm2)")
     group.add_argument("--pooling", default=None, help="override the preset's pooling: last, mean, weighted-mean, prompteol")
-    group.add_argument("--max-length", type=int, default=None, help="the document text's own token budget, prompt and "
-                       "instruction excluded (preset default: 246 for smollm2, 512 for GritLM/LLM2Vec, ...)")
+    group.add_argument("--max-length", type=int, default=None, help="the document token budget, as the preset's "
+                       "truncation rule reads it: the text's own tokens for `text` presets (smollm2 246, SGPT 2,046: "
+                       "prompt and instruction on top), the whole prompt string for `whole` and `llm2vec` presets "
+                       "(GritLM and LLM2Vec 512, E5 4,095, Qwen3-Embedding 8,190: instruction and template included)")
     group.add_argument("--batch-size", type=int, default=None, help="texts per forward pass (preset default)")
     group.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     group.add_argument("--dtype", default="auto", help="weights' dtype: auto (bfloat16 on CUDA, float32 elsewhere; "
