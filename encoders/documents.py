@@ -78,10 +78,11 @@ def hybrid_vectors(vocab: Vocabulary, embeddings: np.ndarray, lm_head, tokens: l
     return [quantize(doc, scale) for doc in merged], scale
 
 
-def check_k(k: int, vocabulary: int) -> None:
-    """Top-K over a vocabulary of `vocabulary` tokens: refused, not silently clamped, when K is not smaller."""
+def check_k(k: int, vocabulary: int, unit: str = "tokens") -> None:
+    """Top-K over a vocabulary of `vocabulary` tokens (or words): refused, not silently clamped, when K is not
+    smaller."""
     if k >= vocabulary:
-        raise InputError(f"k={k} is not smaller than the vocabulary ({vocabulary} tokens); choose a smaller K")
+        raise InputError(f"k={k} is not smaller than the vocabulary ({vocabulary} {unit}); choose a smaller K")
 
 
 def aligned_vectors(vocab: Vocabulary, embeddings: np.ndarray, lm_head, tokens: list[np.ndarray], k: int,

@@ -157,7 +157,9 @@ def word_vectors(data: DataSettings, variant: Variant, doc_ids: list[str], embed
     entry = pc1.estimate(embeddings, str(variant.pc1), local_alignment_score(Vocabulary(tokenizer, True), lm_head, tokens))
     adjusted = pc1.adjust(embeddings, entry)
     if variant.source == "expansion":
-        return (*expansion_word_vectors(counts, WordHead(vocab), adjusted, lm_head, int(variant.k)), entry)
+        head = WordHead(vocab)
+        check_k(int(variant.k), len(head), "words that a token starts")
+        return (*expansion_word_vectors(counts, head, adjusted, lm_head, int(variant.k)), entry)
     if variant.source == "hybrid":
         return (*hybrid_word_vectors([c for c, _ in words], [p for _, p in words], adjusted, lm_head), entry)
     check_k(int(variant.k), len(tokenizer))  # aligned tokens are chosen among the tokens, then merged into words

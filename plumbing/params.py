@@ -195,7 +195,31 @@ def check(target: str, given: dict[str, str]) -> Target | None:
             name = missing[0]
             example = f"{name}=1" if name == "qid" else f"{name}={'|'.join(spec.engines)}"
             raise InputError(f"make {target} needs {name}, e.g. make {target} {example}")
+        check_variant(given)
     return spec
+
+
+def check_variant(given: dict[str, str]) -> None:
+    """The variant the levers ask for, built and checked before the first stage runs: `make index k=0` or
+    `make index vocab=all` (a lever the default hybrid never reads) is refused before minutes of encoding."""
+    levers = {name: given[name] for name in VARIANT if given.get(name)}
+    if not levers:
+        return
+    from encoders.presets import resolve_preset
+    from plumbing.settings import Variant
+
+    preset = resolve_preset(given.get("model") or "smollm2", given.get("pooling") or None)
+    if "k" in levers:
+        levers["k"] = int(levers["k"])
+    Variant.refuse_unused(preset, levers)
+    Variant.build(preset, **levers)
+
+
+def environment_parameters(environ: dict[str, str], given: dict[str, str]) -> list[str]:
+    """Parameters set in the environment rather than on make's command line (`limit=5 make index`): make would
+    read them as variables, the stages would not, so they are refused instead of silently ignored."""
+    return [f"{name}={environ[name]}" for name in PARAMS if name in environ and name not in given
+            and name not in ENVIRONMENT]
 
 
 def stage_argv(names: tuple[str, ...], given: dict[str, str]) -> list[str]:
@@ -238,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     target = args[0]
     given = command_line_variables(os.environ.get("MAKEFLAGS", ""))
     try:
+        from_environment = environment_parameters(dict(os.environ), given)
+        if from_environment:
+            raise InputError(f"{', '.join(from_environment)} set in the environment; give parameters on make's command "
+                             f"line (make {target} {' '.join(from_environment)}) or unset them")
         planned = commands(target, given)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

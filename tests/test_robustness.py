@@ -119,7 +119,8 @@ def test_broken_corpus_is_one_line_through_the_cli(tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["--model", "no-such-model"], "unknown model 'no-such-model'"),
     (["--model", "/nowhere/model.gguf"], "model path /nowhere/model.gguf does not exist"),
-    (["--k", "0"], "k=0: K must be a positive number"),
+    (["--source", "aligned", "--k", "0"], "k=0: K must be a positive number"),
+    (["--k", "512"], "k=512: not used by source=hybrid"),
     (["--source", "aligned", "--k", "60000", "--vocab", "all"], "is not smaller than the vocabulary (49152 tokens)"),
     (["--source", "aligned", "--weighting", "uniform"], "weighting=uniform is not for source=aligned"),
 ])

@@ -34,10 +34,11 @@ def test_refusals_name_the_parameter_and_the_fix(target, given, message):
 
 
 def test_values_reach_stages_as_single_arguments():
-    planned = commands("index", {"dataset": "scifact", "k": "64", "data_dir": "/tmp/a b;c", "terms": "words"}, "py")
+    planned = commands("index", {"dataset": "scifact", "k": "64", "data_dir": "/tmp/a b;c", "source": "aligned",
+                                 "terms": "words"}, "py")
     assert planned == [["py", "-m", "pipeline.encode", "--dataset", "scifact", "--data-dir", "/tmp/a b;c"],
                        ["py", "-m", "pipeline.index", "--dataset", "scifact", "--data-dir", "/tmp/a b;c", "--k", "64",
-                        "--terms", "words"]]
+                        "--source", "aligned", "--terms", "words"]]
     assert commands("beir", {"limit": "50", "quick": "1"}, "py") == [["py", "-m", "pipeline.beir", "--limit", "50", "--quick"]]
     assert commands("eval", {"engine": "qdrant", "also": "smollm2,splade-tiny"}, "py") == [
         ["py", "-m", "pipeline.evaluate", "--also", "smollm2", "splade-tiny", "--engine", "qdrant"]]

@@ -48,3 +48,21 @@ def test_training_numbers_that_break_or_do_nothing_are_refused(overrides, fragme
 
     with pytest.raises(InputError, match=fragment):
         check_numbers(TrainSettings("smollm2", "prompteol", ("supervised",), **overrides))
+
+
+@pytest.mark.parametrize("given, fragment", [
+    ({"k": "0", "source": "aligned"}, "k=0: K must be a positive number"),
+    ({"vocab": "all"}, "vocab=all: not used by source=hybrid"),
+])
+def test_a_bad_variant_is_refused_before_the_first_stage(given, fragment):
+    from plumbing.params import commands
+
+    with pytest.raises(InputError, match=fragment):
+        commands("index", given)
+
+
+def test_parameters_from_the_environment_are_named_not_ignored():
+    from plumbing.params import environment_parameters
+
+    assert environment_parameters({"limit": "5", "PATH": "/bin", "BEIR_DIR": "/x"}, {}) == ["limit=5"]
+    assert environment_parameters({"limit": "5"}, {"limit": "7"}) == []
