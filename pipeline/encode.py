@@ -12,6 +12,7 @@ or the cluster at RAY_ADDRESS.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -64,7 +65,8 @@ def encode_corpus(dataset: Dataset, data: DataSettings, model: ModelSettings, sh
         todo = [s for s in mine if not shard_complete(folder, s)]
         started = time.time()
         device_used = "reused from the full-corpus embeddings" if todo else model.device
-        reused = _full_corpus_rows(data, preset, [d for s in todo for d in doc_ids[s * shard_size:(s + 1) * shard_size]])
+        reused = _full_corpus_rows(data, preset, [d for s in todo for d in doc_ids[s * shard_size:(s + 1) * shard_size]],
+                                   settings.get("dtype"), model.name)
         if todo and reused:
             _claim(settings_path, settings)
             for number in todo:
@@ -101,18 +103,23 @@ def _claim(settings_path: Path, settings: dict) -> None:
         write_json(settings_path, settings)
 
 
-def _full_corpus_rows(data: DataSettings, preset, wanted: list[str]) -> dict | None:
-    """For a `--limit` slice: its documents' rows from complete full-corpus embeddings of the same preset, if any.
+def _full_corpus_rows(data: DataSettings, preset, wanted: list[str], dtype: str | None, folder_name: str
+                      ) -> dict | None:
+    """For a `--limit` slice: its documents' rows from complete full-corpus embeddings of the same preset and dtype,
+    if they were made from the very corpus this slice is cut from (its fingerprint, not only its document ids).
 
     A slice's documents are corpus documents, so their vectors are the full run's; reusing them makes slice
     experiments (another pooling, a quick eval) free once the corpus is encoded."""
     if not data.limit or not wanted or preset.kind != "decoder":
         return None
-    full = layout.embeddings_dir(data.name, preset.name)
+    full = layout.embeddings_dir(data.name, folder_name)
     if not (full / "manifest.json").is_file():
         return None
-    info = read_json(full / "manifest.json")
-    if not info.get("complete") or info.get("preset") != preset.describe():
+    info = read_json(full / "manifest.json", "embeddings manifest")
+    if not info.get("complete") or info.get("preset") != preset.describe() or info.get("dtype") != dtype:
+        return None
+    if info.get("corpus_sha1") != replace(data, limit=None).load().fingerprint["corpus_sha1"]:
+        print(f"full-corpus embeddings {full} were made from another corpus than this slice's; encoding the slice")
         return None
     need, rows = set(wanted), {}
     for shard in read_shards(full):

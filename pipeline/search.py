@@ -187,6 +187,10 @@ def explain(dataset: Dataset, data: DataSettings, model: ModelSettings, variant:
     if qid not in dataset.queries:
         raise InputError(f"query id {qid!r} is not among the {len(dataset.queries)} queries of {dataset.name}/{dataset.split}")
     folder, info = sparse_index(data, model, variant, index)
+    built_from = read_json(Path(info["embeddings"]) / "manifest.json", "embeddings manifest").get("corpus_sha1")
+    if built_from not in (None, dataset.fingerprint["corpus_sha1"]):
+        raise InputError(f"index {folder} was built from another corpus than {dataset.source} now holds; rerun "
+                         f"`make index` for it before explaining its hits")
     one = Dataset(dataset.name, dataset.split, dataset.source, {}, {qid: dataset.queries[qid]}, {})
     terms = encode_queries(one, model, query, folder, info)[qid]
     hits = impact_search(folder / "lucene", {qid: terms}, k=top)[qid]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -297,3 +298,35 @@ def test_damaged_index_is_rebuilt_and_damaged_manifest_is_one_line(embeddings, c
     _one_line_error(result, "is damaged")
     assert "lucene.manifest.json" in result.stderr
     manifest_path.unlink()  # the next use rebuilds it, as the message says
+
+
+def test_a_slice_never_reuses_embeddings_of_another_corpus(tmp_path, capsys):
+    """Full-corpus embeddings of corpus A are not a slice's vectors when the slice is cut from corpus B with the same
+    document ids and other texts: the slice is encoded, and says why."""
+    docs = [ODD_DOCS[0], ODD_DOCS[1], ODD_DOCS[-1]]
+    a = _write_beir(tmp_path / "a", docs)
+    b = _write_beir(tmp_path / "b", [{**d, "text": d["text"] + " changed"} for d in docs])
+    data_a = DataSettings("tinyslice", data_dir=str(a))
+    encode_corpus(data_a.load(), data_a, slice_model())
+    data_a_slice = DataSettings("tinyslice", limit=1, data_dir=str(a))
+    capsys.readouterr()
+    reused = encode_corpus(data_a_slice.load(), data_a_slice, slice_model())
+    assert "slice taken from the full-corpus embeddings" in capsys.readouterr().out  # the same corpus reuses
+    shutil.rmtree(reused)
+    data_b = DataSettings("tinyslice", limit=1, data_dir=str(b))
+    encode_corpus(data_b.load(), data_b, slice_model())
+    out = capsys.readouterr().out
+    assert "another corpus than this slice's" in out and "slice taken from the full-corpus embeddings" not in out
+
+
+def test_explain_refuses_an_index_of_a_changed_corpus(tmp_path):
+    """`make explain` explains hits with the texts the index was built from, or refuses in one line."""
+    folder = _write_beir(tmp_path / "explained", [ODD_DOCS[0], ODD_DOCS[1], ODD_DOCS[-1]])
+    args = ("--dataset", "explained", "--data-dir", str(folder), "--device", "cpu")
+    data = DataSettings("explained", data_dir=str(folder))
+    encode_corpus(data.load(), data, slice_model())
+    index_variant(data, slice_model(), variant())
+    assert _cli("pipeline.search", *args, "--explain", "q1").returncode == 0
+    corpus = folder / "corpus.jsonl"
+    corpus.write_bytes(corpus.read_bytes().replace(b"cerebral", b"cerebellar"))
+    _one_line_error(_cli("pipeline.search", *args, "--explain", "q1"), "was built from another corpus")
