@@ -27,11 +27,24 @@ from __future__ import annotations
 
 import common.threads  # noqa: F401  (OpenMP's wait policy, before torch loads)
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from common.jvm import start_jvm
+
+@contextlib.contextmanager
+def _stage_lines(verbose: bool) -> Iterator[None]:
+    """The stages print a line per artifact (`index: ...`); from Python they stay quiet unless `verbose=True`
+    (progress bars still go to stderr)."""
+    if verbose:
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
 
 @dataclass(frozen=True)
 class Index:
@@ -56,9 +69,10 @@ def dataset(name: str = "scifact", split: str = "test", *, limit: int | None = N
 
 
 def index(name: str = "scifact", *, model: str = "smollm2", limit: int | None = None, data_dir: str | None = None,
-          dtype: str = "auto", device: str = "auto", **levers) -> Index:
+          dtype: str = "auto", device: str = "auto", verbose: bool = False, **levers) -> Index:
     """Encode (resumable, reused when done), project and index a dataset, as `make index` does; returns the Index.
-    `levers`: source=, terms=, k=, weighting=, normalize=, vocab=, pc1= (see `make help`)."""
+    `levers`: source=, terms=, k=, weighting=, normalize=, vocab=, pc1= (see `make help`); `verbose` prints the
+    stages' lines."""
     from pipeline.encode import encode_corpus
     from pipeline.index import index_variant
     from plumbing.settings import DataSettings, ModelSettings, Variant
@@ -67,13 +81,14 @@ def index(name: str = "scifact", *, model: str = "smollm2", limit: int | None = 
     settings = ModelSettings(model, device=device, dtype=dtype)
     Variant.refuse_unused(settings.preset, levers)
     variant = Variant.build(settings.preset, **levers)
-    encode_corpus(data.load(), data, settings)
-    lucene = index_variant(data, settings, variant)
+    with _stage_lines(verbose):
+        encode_corpus(data.load(), data, settings)
+        lucene = index_variant(data, settings, variant)
     return Index(lucene.parent, model, dtype, variant.name)
 
 
 def index_documents(documents: Mapping[str, str] | Iterable[tuple[str, str]], name: str, *, model: str = "smollm2",
-                    dtype: str = "auto", device: str = "auto", **levers) -> Index:
+                    dtype: str = "auto", device: str = "auto", verbose: bool = False, **levers) -> Index:
     """Index your own documents ({id: text} or (id, text) pairs) under the dataset name `name`: they are written as
     a BEIR folder under the index root (`<name>-documents/`), then indexed as any dataset."""
     import json
@@ -87,7 +102,7 @@ def index_documents(documents: Mapping[str, str] | Iterable[tuple[str, str]], na
                                                 + "\n" for i, t in pairs))
     write_text(folder / "queries.jsonl", "")
     write_text(folder / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\n")
-    return index(name, model=model, data_dir=str(folder), dtype=dtype, device=device, **levers)
+    return index(name, model=model, data_dir=str(folder), dtype=dtype, device=device, verbose=verbose, **levers)
 
 
 def query_encoder(built: Index, query: str = "tokens"):

@@ -297,8 +297,10 @@ class Trainer:
             loss = info_nce(queries.float(), docs.float(), doc_ids, self.settings.temperature, column_ids)
             self.last_parts = {"dense": float(loss.detach())}
             if self.sparse is not None:  # computed even at weight 0: the dense path must not notice it
-                loss = loss + self.settings.sparse_weight * self._sparse_loss(
-                    list(zip(query_texts, query_own)), docs.float(), list(zip(doc_texts, doc_own)), doc_ids, column_ids)
+                with torch.autocast(device_type, enabled=False):  # the index's weights in float32, as projected
+                    loss = loss + self.settings.sparse_weight * self._sparse_loss(
+                        list(zip(query_texts, query_own)), docs.float(), list(zip(doc_texts, doc_own)), doc_ids,
+                        column_ids)
         if not torch.isfinite(loss):
             raise InputError(f"step {step}: the loss is {float(loss)} (not finite); nothing of this step is kept. "
                              f"Lower lr or raise sparse_temperature, then resume from the last checkpoint")

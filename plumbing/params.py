@@ -66,7 +66,7 @@ PARAMS: dict[str, Param] = {
     "quick": Param("--quick", switch=True),
     "n": Param("--n", *INT),
     "versus": Param("--versus"),
-    "sizes": Param("--sizes", *LIST),
+    "sizes": Param("--sizes", r"[0-9]+(,[0-9]+)*", "document counts, comma-separated (e.g. 100000,1000000)"),
     "engines": Param("--engines", *LIST),
     "only": Param("--only", r"all|query|cpu-paths", "all, query or cpu-paths"),
     "qid": Param("--explain"),
@@ -276,11 +276,15 @@ def main(argv: list[str] | None = None) -> int:
             env[name] = os.path.abspath(given[name])
     if given.get("verbose", "0").lower() in ("1", "yes", "true", "on"):
         env[VERBOSE_ENV] = "1"
-    for command in planned:
-        print("+ " + " ".join(command[1:]), flush=True)
-        code = subprocess.call(command, env=env)
-        if code:
-            return code
+    try:
+        for command in planned:
+            print("+ " + " ".join(command[1:]), flush=True)
+            code = subprocess.call(command, env=env)
+            if code:
+                return code
+    except KeyboardInterrupt:  # the stage got the same Ctrl-C and said what it kept
+        print(f"make {target}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versus", default=None, metavar="BACKBONE",
                         help="compare with this model (a trained embedder's backbone) instead of mean pooling")
     args = parser.parse_args(argv)
+    if args.n <= 0:
+        raise InputError(f"n={args.n}: analyse at least one corpus text (default 300)")
     analyze(cli.data_settings(args), cli.model_settings(args), args.n, args.versus)
     return 0
 

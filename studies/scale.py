@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from common import layout
+from common.errors import InputError
 from encoders.models import load_tokenizer
 from encoders.vocab import Vocabulary
 from plumbing import cli
@@ -284,22 +285,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--terms", default=None, choices=TERMS,
                         help="the index terms the synthetic collection is shaped like (default: the default variant's, words)")
     args = parser.parse_args(argv)
+    try:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        raise InputError(f"sizes={args.sizes}: give document counts, comma-separated (e.g. 100000,1000000)") from None
+    if not sizes or min(sizes) <= 0:
+        raise InputError(f"sizes={args.sizes}: every size must be a positive number of documents")
     data, model = cli.data_settings(args), cli.model_settings(args)
     variant = Variant.build(model.preset, terms=args.terms)
     weights_from = Path(args.weights_from) if args.weights_from else variant.dir(data, model) / "collection"
     if not weights_from.is_dir():
-        from common.errors import InputError
-
         raise InputError(f"no collection at {weights_from}; run `make index` first or pass --weights-from")
     profile = corpus_profile(DataSettings(data.name, data.split, None, data.data_dir, data.beir_dir), model,
                              variant.terms)
     weights = weight_histogram(weights_from)
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
-        from common.errors import InputError
-
         raise InputError(f"engines={args.engines}: unknown {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
     results = {"dataset": data.name, "profile": f"{profile['mean_postings']} {variant.terms} postings/doc, Zipf "
                f"s={profile['zipf_exponent']}, weights from {weights_from.parent.name}", "terms": variant.terms, "sizes": []}

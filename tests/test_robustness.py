@@ -130,6 +130,14 @@ def test_bad_parameters_are_refused(embeddings, args, fragment):
     _one_line_error(result, fragment)
 
 
+@pytest.mark.parametrize("module, args, fragment", [
+    ("studies.scale", ["--sizes", "0"], "sizes=0: every size must be a positive number of documents"),
+    ("studies.analyze", ["--n", "0"], "n=0: analyse at least one corpus text"),
+])
+def test_studies_refuse_empty_work_in_one_line(embeddings, module, args, fragment):
+    _one_line_error(_cli(module, "--dataset", "scifact", "--limit", str(SLICE), "--device", "cpu", *args), fragment)
+
+
 def test_unreachable_model_is_one_line_and_leaves_no_settings(tmp_path):
     result = _cli("pipeline.encode", "--dataset", "scifact", "--limit", "1", "--model", "org/not-a-model",
                   env={"KEYTOKENS_INDEXES": str(tmp_path)})

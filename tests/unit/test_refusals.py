@@ -66,3 +66,11 @@ def test_parameters_from_the_environment_are_named_not_ignored():
 
     assert environment_parameters({"limit": "5", "PATH": "/bin", "BEIR_DIR": "/x"}, {}) == ["limit=5"]
     assert environment_parameters({"limit": "5"}, {"limit": "7"}) == []
+
+
+@pytest.mark.parametrize("sizes", ["abc", "-5", "1e6"])
+def test_scale_sizes_must_be_counts(sizes):
+    from plumbing.params import commands
+
+    with pytest.raises(InputError, match=f"sizes='{sizes}' is not valid: document counts"):
+        commands("scale", {"sizes": sizes})
