@@ -35,7 +35,7 @@ help:
 	@echo "make explain dataset=D qid=Q     shared terms and their score contributions for one query"
 	@echo "make train [model=M] [steps=120] [data=supervised,corpus] [batch=16] [name=M-ft] [objective=dense|joint] [sparse_weight=W]"
 	@echo "                                 InfoNCE fine-tuning -> models/<name>/; joint adds the aligned-token index loss"
-	@echo "make distil [model=smollm2-ft] [steps=300] [pool=32]   teach the no-LLM word index the fused hybrid + dense ranking"
+	@echo "make distil [model=smollm2-ft] [steps=100] [pool=32]   teach the no-LLM word index the fused hybrid + dense ranking"
 	@echo "                                 (train queries only; stored embeddings; models/<model>/student*/); eval then opens with it"
 	@echo "make eval model=smollm2-ft also=smollm2   the trained embedder's runs beside the backbone's in one leaderboard"
 	@echo "make encode engine=ray [workers=N] [gpus_per_worker=G]   encode parts as Ray tasks (local Ray, or RAY_ADDRESS)"
