@@ -98,13 +98,17 @@ def trained_model_dir(name: str) -> Path:
     return inside(models_root(), name)
 
 
-def student_dir(model_name: str) -> Path:
-    """`models/<embedder>/student[-<dtype tag>]/`: the distilled index's weights belong to the embedder (and the dtype
-    of the embeddings) they were trained on; `smollm2-ft-bf16` -> models/smollm2-ft/student-bf16/."""
+def student_dir(model_name: str, model_folder: Path | None = None) -> Path:
+    """`models/<embedder>/student[-<dtype tag>]/` (or inside `model_folder`, a trained model's folder kept
+    elsewhere): the distilled index's weights belong to the embedder (and the dtype of the embeddings) they were
+    trained on; `smollm2-ft-bf16` -> models/smollm2-ft/student-bf16/."""
     for tag in ("bf16", "fp16"):
         if model_name.endswith(f"-{tag}"):
-            return inside(models_root(), model_name.removesuffix(f"-{tag}"), f"student-{tag}")
-    return inside(models_root(), model_name, "student")
+            base, leaf = model_name.removesuffix(f"-{tag}"), f"student-{tag}"
+            break
+    else:
+        base, leaf = model_name, "student"
+    return model_folder / leaf if model_folder is not None else inside(models_root(), base, leaf)
 
 
 def gguf_cache(stem: str) -> Path:

@@ -231,8 +231,9 @@ def resolve_preset(model: str, pooling: str | None = None, max_length: int | Non
 
 
 def _trained_preset(model: str) -> Preset | None:
-    """A model trained by `make train`, by name (models/<name>/model) or by its folder: pooling and prompts included."""
-    for folder in (models_root() / model / "model", Path(model).expanduser()):
+    """A model trained by `make train`, by name (models/<name>/model), by its folder (models/<name>, wherever it was
+    copied) or by the Hugging Face folder inside it: pooling and prompts included."""
+    for folder in (models_root() / model / "model", Path(model).expanduser(), Path(model).expanduser() / "model"):
         path = folder / TRAINED_PRESET_FILE
         if path.is_file():
             return replace(Preset.from_dict(json.loads(path.read_text(encoding="utf-8"))), source=str(folder.resolve()))

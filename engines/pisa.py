@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from common.errors import InputError
-from engines.qdrant import collection_lines
+from plumbing.collection import read_collection
 from plumbing.runs import Run
 from plumbing.settings import DEPTH
 
@@ -89,7 +89,7 @@ def build_pisa(collection: Path, folder: Path) -> dict:
     lexicon: dict[str, int] = {}
     terms, weights, lengths = array("I"), array("I"), array("I")
     with (folder / "fwd.documents").open("w", encoding="utf-8") as documents:
-        for obj in collection_lines(collection):
+        for obj in read_collection(collection):
             vector = obj["vector"]
             documents.write(obj["id"] + "\n")
             terms.extend(lexicon.setdefault(term, len(lexicon)) for term in vector)

@@ -11,29 +11,21 @@ weight over shared terms, exactly Lucene's impact score.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from common.errors import InputError
 from plumbing import cli
 from plumbing.artifacts import folder_lock, manifest, read_json, write_json
+from plumbing.collection import read_collection
 from plumbing.settings import DataSettings, ModelSettings, Variant
 
 VECTOR = "tok"
 BATCH = 1000
-
-
-def collection_lines(collection: Path) -> Iterator[dict]:
-    for part in sorted(collection.glob("part-*.jsonl")):
-        with part.open(encoding="utf-8") as handle:
-            for line in handle:
-                yield json.loads(line)
 
 
 def qdrant_dir(variant_folder: Path) -> Path:
@@ -44,7 +36,7 @@ def build_points(collection: Path) -> tuple[list[str], dict[str, int], list[tupl
     """Doc ids, the term dictionary, and each document's (indices, values) as compact arrays, from a collection."""
     terms: dict[str, int] = {}
     doc_ids, vectors = [], []
-    for obj in collection_lines(collection):
+    for obj in read_collection(collection):
         doc_ids.append(obj["id"])
         ids = np.array([terms.setdefault(term, len(terms)) for term in obj["vector"]], dtype=np.uint32)
         values = np.array(list(obj["vector"].values()), dtype=np.float32)

@@ -48,7 +48,8 @@ def _stage_lines(verbose: bool) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Index:
-    """A built keytokens index: its variant folder (collection, Lucene index, manifests) and how it was made."""
+    """A built index: its folder (collection, Lucene index, manifests) and how it was made. `model="bm25"` is the
+    dataset's BM25 index (`bm25()`), searched with the query's text."""
 
     folder: Path
     model: str
@@ -57,8 +58,13 @@ class Index:
 
     @property
     def lucene(self) -> Path:
-        """The Lucene impact index folder (what Pyserini's LuceneImpactSearcher opens)."""
+        """The Lucene index folder (an impact index opens in Pyserini's LuceneImpactSearcher, BM25's in LuceneSearcher)."""
         return self.folder / "lucene"
+
+    @property
+    def embeddings(self) -> Path:
+        """The embedder's stored document embeddings the index was projected from (what `query="dense"` searches)."""
+        return self.folder.parent / "embeddings"
 
 
 def dataset(name: str = "scifact", split: str = "test", *, limit: int | None = None, data_dir: str | None = None):
@@ -87,10 +93,21 @@ def index(name: str = "scifact", *, model: str = "smollm2", limit: int | None = 
     return Index(lucene.parent, model, dtype, variant.name)
 
 
-def index_documents(documents: Mapping[str, str] | Iterable[tuple[str, str]], name: str, *, model: str = "smollm2",
-                    dtype: str = "auto", device: str = "auto", verbose: bool = False, **levers) -> Index:
-    """Index your own documents ({id: text} or (id, text) pairs) under the dataset name `name`: they are written as
-    a BEIR folder under the index root (`<name>-documents/`), then indexed as any dataset."""
+def bm25(name: str = "scifact", *, limit: int | None = None, data_dir: str | None = None) -> Index:
+    """The dataset's Lucene BM25 index (title + text, k1=0.9 b=0.4, Anserini's BEIR settings), built once; search
+    it with `search()` like any index."""
+    from pipeline.index import bm25_index
+    from plumbing.settings import DataSettings
+
+    start_jvm()
+    data = DataSettings(name, "test", limit, data_dir)
+    lucene = bm25_index(data.load(), data.key)
+    return Index(lucene.parent, "bm25", "none", "flat k1=0.9 b=0.4")
+
+
+def _documents_folder(documents: Mapping[str, str] | Iterable[tuple[str, str]], name: str) -> str:
+    """Your documents ({id: text} or (id, text) pairs) as a BEIR folder under the index root (`<name>-documents/`),
+    so they go through the stages as any dataset does."""
     import json
 
     from common import layout
@@ -102,7 +119,40 @@ def index_documents(documents: Mapping[str, str] | Iterable[tuple[str, str]], na
                                                 + "\n" for i, t in pairs))
     write_text(folder / "queries.jsonl", "")
     write_text(folder / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\n")
-    return index(name, model=model, data_dir=str(folder), dtype=dtype, device=device, verbose=verbose, **levers)
+    return str(folder)
+
+
+def index_documents(documents: Mapping[str, str] | Iterable[tuple[str, str]], name: str, *, model: str = "smollm2",
+                    dtype: str = "auto", device: str = "auto", verbose: bool = False, **levers) -> Index:
+    """Index your own documents ({id: text} or (id, text) pairs) under the dataset name `name`."""
+    return index(name, model=model, data_dir=_documents_folder(documents, name), dtype=dtype, device=device,
+                 verbose=verbose, **levers)
+
+
+def encode(texts: Mapping[str, str] | Iterable[str], *, name: str = "texts", model: str = "smollm2", dtype: str = "auto",
+           device: str = "auto", verbose: bool = False, **levers) -> dict[str, dict[str, int]]:
+    """Texts to the word weights an index would hold for them ({id: {term: impact}}; a list of texts is keyed
+    "0", "1", ...): encoded and projected by the same stages as `index()`, kept under the dataset name `name`.
+
+    >>> import keytokens
+    >>> weights = keytokens.encode(["White matter of the newborn brain, seen by diffusion MRI."])
+    >>> "brain" in weights["0"] and all(isinstance(w, int) and w > 0 for w in weights["0"].values())
+    True
+    """
+    from pipeline.encode import encode_corpus
+    from pipeline.project import project
+    from plumbing.collection import collection_vectors
+    from plumbing.settings import DataSettings, ModelSettings, Variant
+
+    pairs = texts.items() if isinstance(texts, Mapping) else ((str(i), t) for i, t in enumerate(texts))
+    data = DataSettings(name, "test", None, _documents_folder(pairs, name))
+    settings = ModelSettings(model, device=device, dtype=dtype)
+    Variant.refuse_unused(settings.preset, levers)
+    variant = Variant.build(settings.preset, **levers)
+    with _stage_lines(verbose):
+        encode_corpus(data.load(), data, settings)
+        folder = project(data, settings, variant)
+    return collection_vectors(folder / "collection")
 
 
 def query_encoder(built: Index, query: str = "tokens"):
@@ -118,15 +168,53 @@ def query_encoder(built: Index, query: str = "tokens"):
 
 def search(built: Index, queries: str | Mapping[str, str], *, k: int = 1000, query: str = "tokens",
            threads: int = 1) -> dict[str, list[tuple[str, float]]]:
-    """Search an index: one query text (its run is keyed "q") or {query id: text}; hits best first, as the lean
-    Lucene path gives them (the same hits and scores as Pyserini's LuceneImpactSearcher)."""
-    from engines.retrieval import impact_search
+    """Search an index: one query text (its run is keyed "q") or {query id: text}; hits best first. `query`:
+    `tokens` (no LLM, the lean Lucene path: the same hits and scores as Pyserini's LuceneImpactSearcher),
+    `aligned` (one LLM forward adds the query's aligned tokens), `dense` (one forward, exact cosine over the
+    stored document embeddings with FAISS). A BM25 index (`bm25()`) is searched with the query's text."""
+    from engines.retrieval import BM25Index, DenseIndex, impact_search
 
-    start_jvm()
     texts = {"q": queries} if isinstance(queries, str) else dict(queries)
+    if not texts:
+        return {}
+    if built.model == "bm25":
+        return BM25Index(built.lucene).search(texts, k=k, threads=threads)
+    if query == "dense":
+        from encoders.embedder import Embedder
+        from encoders.models import load_model
+        from plumbing.settings import ModelSettings
+        from plumbing.shards import load_shards
+
+        settings = ModelSettings(built.model, dtype=built.dtype)
+        doc_ids, embeddings, _ = load_shards(built.embeddings)
+        embedder = Embedder(settings.preset, load_model(settings.preset, settings.device, settings.dtype))
+        vectors = embedder.encode(list(texts.values()), is_query=True).embeddings
+        return DenseIndex(doc_ids, embeddings).search(vectors, list(texts), k=k)
+    start_jvm()
     encoder = query_encoder(built, query)
     encoded = dict(zip(texts, encoder.encode_many(list(texts.values()))))
     return impact_search(built.lucene, encoded, k=k, threads=threads)
+
+
+def fuse(runs: Iterable[Mapping[str, list[tuple[str, float]]]], weights: Iterable[float] | None = None, *,
+         k: int = 1000) -> dict[str, list[tuple[str, float]]]:
+    """Weighted sum of min-max normalised scores (ranx `fuse(norm="min-max", method="wsum")`, as `make eval`'s
+    fusions; equal weights by default); a query one run found nothing for keeps the other runs' hits.
+
+    >>> import keytokens
+    >>> fused = keytokens.fuse([{"q": [("a", 3.0), ("b", 1.0)]}, {"q": [("b", 0.9), ("c", 0.5), ("a", 0.1)]}], [0.4, 0.6])
+    >>> [(doc, round(score, 2)) for doc, score in fused["q"]]
+    [('b', 0.6), ('a', 0.4), ('c', 0.3)]
+    """
+    from ranx import fuse as ranx_fuse
+
+    from plumbing.runs import fusable, fused_ranking
+
+    runs = [{q: dict(hits) for q, hits in run.items()} for run in runs]
+    weights = list(weights) if weights is not None else [1 / len(runs)] * len(runs)
+    fused = ranx_fuse(fusable({str(i): run for i, run in enumerate(runs)}), norm="min-max", method="wsum",
+                      params={"weights": weights})
+    return fused_ranking(fused, k)
 
 
 def evaluate(run: Mapping[str, list[tuple[str, float]]], qrels: Mapping[str, Mapping[str, int]],

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engines.qdrant import collection_lines
+from plumbing.collection import read_collection
 from plumbing import cli
 from plumbing.artifacts import read_json, write_json, write_text
 from plumbing.settings import DataSettings, ModelSettings, QuerySettings, Variant
@@ -67,7 +67,7 @@ def export(data: DataSettings, model: ModelSettings, variant: Variant, engine: s
     info = read_json(folder / "manifest.json", "collection manifest (run `make index` first)")
     dataset = data.load()
     queries = encode_queries(dataset, model, QuerySettings(), folder, info)
-    documents = ((obj["id"], obj["vector"]) for obj in collection_lines(folder / "collection"))
+    documents = ((obj["id"], obj["vector"]) for obj in read_collection(folder / "collection"))
     out = folder / "bulk" / engine
     stats = write_bulk(out, engine, f"keytokens-{data.key}-{model.name}-{folder.name}".lower().replace("/", "-"),
                        documents, queries)

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import layout
 from common.errors import InputError
 from common.threads import claim_cores
 from encoders.embedder import Embedder
@@ -38,6 +37,7 @@ from encoders.student import STUDENT_K, Student, StudentData, idf_flops, listwis
 from plumbing import cli
 from plumbing.artifacts import folder_lock, manifest, read_json, write_bytes_with, write_json
 from plumbing.datasets import Dataset
+from plumbing.model_card import write_model_card
 from plumbing.runs import score
 from plumbing.settings import DEPTH, DataSettings, ModelSettings, SearchSettings, Variant
 from plumbing.shards import load_shards
@@ -93,7 +93,7 @@ def hybrid_scores(needs, model: ModelSettings, queries: list[str], doc_ids: list
     weights), computed from its collection and query encoder."""
     from scipy.sparse import csr_matrix
 
-    from engines.qdrant import collection_lines
+    from plumbing.collection import read_collection
     from pipeline.search import sparse_index, token_encoder
 
     variant = Variant.build(model.preset)
@@ -103,7 +103,7 @@ def hybrid_scores(needs, model: ModelSettings, queries: list[str], doc_ids: list
     vocab: dict[str, int] = {}
     row = {d: i for i, d in enumerate(doc_ids)}
     entries = [(row[obj["id"]], vocab.setdefault(t, len(vocab)), w)
-               for obj in collection_lines(folder / "collection") for t, w in obj["vector"].items()]
+               for obj in read_collection(folder / "collection") for t, w in obj["vector"].items()]
     r, c, v = zip(*entries)
     documents = csr_matrix((np.array(v, dtype=np.float32), (r, c)), shape=(len(doc_ids), len(vocab)))
     q_entries = [(i, vocab[t], w) for i, text in enumerate(queries) for t, w in encoder.encode(text).items() if t in vocab]
@@ -210,7 +210,7 @@ def train_student(data: StudentData, teacher: Teacher, train_rows: list[int], de
 
 def student_state(data: DataSettings, model: ModelSettings, settings: DistilSettings) -> str:
     """'ready', 'absent' or 'stale: <why>' for the model's student (the demo reuses a ready one)."""
-    info_path = layout.student_dir(model.name) / "manifest.json"
+    info_path = model.student_dir / "manifest.json"
     if not info_path.is_file() or not (info_path.parent / "student.pt").is_file():
         return "absent"
     info = read_json(info_path, "student manifest")
@@ -230,7 +230,7 @@ def distil(data: DataSettings, model: ModelSettings, settings: DistilSettings) -
     if model.preset.kind != "decoder":
         raise InputError(f"model={model.model}: distillation reads an LLM embedder's embeddings and LM head")
     claim_cores()
-    folder = layout.student_dir(model.name)
+    folder = model.student_dir
     train_data = replace(data, split="train")  # a --limit slice distils on the train split's slice (tests)
     try:
         train = train_data.load()
@@ -272,6 +272,8 @@ def distil(data: DataSettings, model: ModelSettings, settings: DistilSettings) -
             train_queries=len(trained_ids), dev_queries=len(dev_ids), dev_ndcg=dev, curve=curve,
             kept_step=max(curve, key=lambda p: (p["ndcg@10"], -p["step"]))["step"],
             seconds=round(time.time() - started, 1)))
+    if model.trained_folder is not None:
+        write_model_card(model.trained_folder)
     print(f"student: {folder} (dev nDCG@10 {dev})")
     return folder
 

@@ -21,6 +21,7 @@ from pipeline.report import key_figure, write_reports
 from pipeline.search import run_bm25, run_dense, run_inputs, run_sparse
 from plumbing import cli
 from plumbing.artifacts import read_json, versions, write_json
+from plumbing.model_card import write_model_card
 from plumbing.datasets import Dataset
 from plumbing.runs import EXPERIMENTS, PAPER_FAITHFUL, fusable_runs, fused_ranking, ranx_run, sparse_run_name, write_trec
 from plumbing.settings import DEPTH, DataSettings, ModelSettings, QuerySettings, SearchSettings, Variant
@@ -94,7 +95,7 @@ def splade_run(needs: Needs, model: ModelSettings, levers: dict, search: SearchS
 def with_default_source(model: ModelSettings, levers: dict) -> dict:
     """The default variant of an embedder: the distilled index when `make distil` trained a student for it (the
     no-LLM index that carries the fused ranking), else the word hybrid; an explicit source= always wins."""
-    if levers.get("source") is None and (layout.student_dir(model.name) / "student.pt").is_file():
+    if levers.get("source") is None and (model.student_dir / "student.pt").is_file():
         return {**levers, "source": "distilled"}
     return levers
 
@@ -104,7 +105,7 @@ def teacher_run(data: DataSettings, model: ModelSettings, test_paths: list[Path]
     its dev queries; nothing is tuned here), so the leaderboard shows what share of its gain the index keeps."""
     from ranx import fuse
 
-    info = layout.student_dir(model.name) / "manifest.json"
+    info = model.student_dir / "manifest.json"
     if not info.is_file():
         return []
     weight = float(read_json(info)["teacher"]["hybrid_weight"])
@@ -251,6 +252,8 @@ def evaluate(data: DataSettings, model: ModelSettings, levers: dict, m: int, sea
     results["key_figure"] = key_figure(results)
     results["seconds"] = round(time.time() - started, 1)
     write_reports(results, data.run_dir, search.run_suffix)
+    if model.trained_folder is not None and not data.limit:
+        print(f"model card: {write_model_card(model.trained_folder)}")
     return results, dataset
 
 

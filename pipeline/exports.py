@@ -23,6 +23,7 @@ from common.errors import InputError
 from plumbing.artifacts import read_json, versions, write_text
 from plumbing.runs import read_trec
 from plumbing.settings import DataSettings, ModelSettings
+from plumbing.shards import embedding_width
 
 if TYPE_CHECKING:
     from mteb.models.model_meta import ModelMeta
@@ -88,21 +89,13 @@ def mteb_model_meta(system: str, kind: str, model: ModelSettings, data: DataSett
     return ModelMeta(
         loader=None, name=f"keytokens/{system}", revision=git_revision()[:12], release_date=git_date(),
         languages=["eng-Latn"], n_parameters=None, memory_usage_mb=None, max_tokens=preset["max_length"],
-        embed_dim=embedding_dim(model.embeddings_dir(data)) if kind == "dense" else None, license="not specified", open_weights=True, public_training_code=repository_url(),
+        embed_dim=embedding_width(model.embeddings_dir(data)) if kind == "dense" else None, license="not specified", open_weights=True, public_training_code=repository_url(),
         public_training_data=(f"BEIR {training['dataset']} train split" if training else None),
         framework=["PyTorch", "Transformers"] + (["GGUF"] if preset["source"].endswith(".gguf") else []),
         reference="https://arxiv.org/abs/2406.17378", similarity_fn_name="cosine" if kind == "dense" else "dot",
         use_instructions=bool(preset.get("query_instruction")),
         training_datasets=({MTEB_TASKS[training["dataset"]]} if training and training["dataset"] in MTEB_TASKS else None),
         adapted_from=training["base_source"] if training else None, model_type=["dense" if kind == "dense" else "sparse"])
-
-
-def embedding_dim(folder: Path) -> int | None:
-    """The dense embedding's width, read from the first shard's header (no array is loaded)."""
-    import numpy as np
-
-    first = next(iter(sorted(folder.glob("part-*.npy"))), None)
-    return int(np.load(first, mmap_mode="r").shape[1]) if first else None
 
 
 def write_mteb_result(folder: Path, system: str, dataset: str, split: str, scores: dict, seconds: float,

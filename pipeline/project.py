@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common import layout
 from common.errors import InputError
 from encoders import pc1
 from encoders.aligned import top_k
@@ -73,7 +72,7 @@ def project(data: DataSettings, model: ModelSettings, variant: Variant) -> Path:
         entry = None
         if variant.source == "distilled":
             vectors, scale, entry = distilled_word_vectors(corpus_texts(data, doc_ids), embeddings, tokenizer, lm_head,
-                                                           layout.student_dir(model.name), out)
+                                                           model.student_dir, out)
         elif variant.terms == "words":
             vectors, scale, entry = word_vectors(data, variant, doc_ids, embeddings, tokens, tokenizer, lm_head)
         elif variant.source == "splade":
@@ -91,9 +90,6 @@ def project(data: DataSettings, model: ModelSettings, variant: Variant) -> Path:
                 vectors, scale = aligned_vectors(vocab, adjusted, lm_head, tokens, int(variant.k), variant.weighting,
                                                  variant.vocab == "text")
         collection = out / "collection"
-        collection.mkdir(parents=True, exist_ok=True)
-        for old in collection.glob("part-*.jsonl"):
-            old.unlink()
         stats = write_collection(collection, doc_ids, vectors)
         info = manifest("project", model=model.name, preset=preset.describe(), variant=out.name, settings=settings,
                         scale=scale, max_weight=100, pc1=entry, embeddings=str(embeddings_dir),
@@ -110,7 +106,7 @@ def student_stamp(model: ModelSettings, variant: Variant) -> str | None:
     retrained student makes the collection stale."""
     if variant.source != "distilled":
         return None
-    info = layout.student_dir(model.name) / "manifest.json"
+    info = model.student_dir / "manifest.json"
     if not info.is_file():
         raise InputError(f"source=distilled needs a student for {model.name}: run `make distil model={model.model}` "
                          f"(dtype= as for these embeddings) first")

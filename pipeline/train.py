@@ -39,6 +39,7 @@ from encoders.presets import Preset
 from plumbing import cli
 from plumbing.artifacts import folder_lock, manifest, write_bytes_with, write_json
 from plumbing.datasets import Dataset
+from plumbing.model_card import write_model_card
 from plumbing.settings import DataSettings, ModelSettings
 
 DATA_SOURCES = ("supervised", "corpus")
@@ -392,7 +393,7 @@ def train(data: DataSettings, model: ModelSettings, settings: TrainSettings, run
         export(trainer, preset, folder, name, settings, state, pairs, len(dev_ids), data.name)
         if state["losses"]:
             plot_training(state, folder / "training.png", name)
-    print(f"trained model: {folder / 'model'} (use model={name})")
+    print(f"trained model: {folder / 'model'} (use model={name}); card: {write_model_card(folder)}")
     return folder
 
 

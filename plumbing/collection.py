@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -19,6 +20,11 @@ QUERY_DF = "query_df.json"  # beside a collection whose queries take idf from an
 
 
 def write_collection(folder: Path, doc_ids: list[str], vectors: list[dict[str, int]]) -> dict:
+    """The collection's parts (any older parts removed first, so a smaller corpus leaves none behind) and its
+    counts for the manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("part-*.jsonl"):
+        old.unlink()
     lengths = [len(v) for v in vectors]
     for number, start in enumerate(range(0, len(doc_ids), COLLECTION_PART)):
         part = slice(start, start + COLLECTION_PART)
@@ -28,3 +34,16 @@ def write_collection(folder: Path, doc_ids: list[str], vectors: list[dict[str, i
     return {"documents": len(doc_ids), "documents_without_terms": int(sum(n == 0 for n in lengths)),
             "avg_terms_per_document": round(float(np.mean(lengths)) if lengths else 0.0, 1),
             "postings_weight_sum": int(sum(sum(v.values()) for v in vectors))}
+
+
+def read_collection(folder: Path) -> Iterator[dict]:
+    """Each document's line `{"id", "contents", "vector"}`, in the order `write_collection` wrote them."""
+    for part in sorted(folder.glob("part-*.jsonl")):
+        with part.open(encoding="utf-8") as handle:
+            for line in handle:
+                yield json.loads(line)
+
+
+def collection_vectors(folder: Path) -> dict[str, dict[str, int]]:
+    """{doc id: {term: impact}}, without the placeholder an empty document carries."""
+    return {obj["id"]: {t: w for t, w in obj["vector"].items() if t != EMPTY_TERM} for obj in read_collection(folder)}

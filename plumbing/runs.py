@@ -54,12 +54,16 @@ NO_HIT = "<keytokens:no-hit>"  # stands in for a query's empty ranking where ran
 
 
 def fusable_runs(paths: list[Path]) -> list:
+    """The TREC runs at `paths` as ranx runs over the same query ids (see `fusable`), named by file stem."""
+    return fusable({p.stem: read_trec(p) for p in paths})
+
+
+def fusable(runs: dict[str, dict[str, dict[str, float]]]) -> list:
     """ranx runs over the same query ids, for fusion: a query that one run found nothing for (a query of stopwords
     only, an empty query) gets an empty ranking there (NO_HIT, scored 0), so fusion takes the union as Pyserini's
     and ranx's fusions of such runs do, instead of refusing the runs. `fused_ranking` drops NO_HIT again."""
     from ranx import Run as RanxRun
 
-    runs = {p.stem: read_trec(p) for p in paths}
     queries = sorted({q for run in runs.values() for q in run})
     return [RanxRun.from_dict({q: run.get(q) or {NO_HIT: 0.0} for q in queries}, name=name) for name, run in runs.items()]
 

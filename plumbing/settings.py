@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
+from pathlib import Path
 
 from common import layout
 from common.errors import InputError
 from encoders.aligned import WEIGHTINGS
-from encoders.presets import Preset, resolve_preset
+from encoders.presets import TRAINED_PRESET_FILE, Preset, resolve_preset
 
 # Retrieval defaults, shared by every stage that searches or scores.
 DEPTH = 1000  # hits per query in every run
@@ -104,6 +105,19 @@ class ModelSettings:
 
     def embeddings_dir(self, data: DataSettings):
         return layout.embeddings_dir(data.key, self.name)
+
+    @property
+    def trained_folder(self) -> Path | None:
+        """The folder `make train` wrote this model into (`models/<name>/`, or wherever it was copied), None for a
+        preset or hub model."""
+        source = Path(self.preset.source)
+        return source.parent if source.name == "model" and (source / TRAINED_PRESET_FILE).is_file() else None
+
+    @property
+    def student_dir(self) -> Path:
+        """Where `make distil` keeps this embedder's student: beside the trained model wherever it lives
+        (`model=<path>` of a shared model finds its student), else under the models root."""
+        return layout.student_dir(self.name, self.trained_folder)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,12 @@ def shard_paths(folder: Path, number: int) -> tuple[Path, Path]:
     return folder / f"part-{number:05d}.npy", folder / f"part-{number:05d}.meta.npz"
 
 
+def embedding_width(folder: Path) -> int | None:
+    """The dense embedding's width, read from the first shard's header (no array is loaded); None before any shard."""
+    first = shard_paths(folder, 0)[0]
+    return int(np.load(first, mmap_mode="r").shape[1]) if first.exists() else None
+
+
 def shard_complete(folder: Path, number: int) -> bool:
     vectors, meta = shard_paths(folder, number)
     return vectors.exists() and meta.exists()

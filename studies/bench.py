@@ -41,7 +41,7 @@ from pipeline.search import SpladeQueryEncoder, query_encoder, token_encoder
 from plumbing import cli
 from plumbing.artifacts import read_json, write_json, write_text
 from plumbing.settings import DEFAULT_K, DataSettings, ModelSettings, QuerySettings, Variant
-from plumbing.shards import load_shards
+from plumbing.shards import embedding_width, load_shards
 
 WARMUP = 5  # calls before timing an LLM forward (each costs tens of ms)
 SEARCH_WARMUP_PASSES = 3  # full passes over the queries before timing a search: the JIT compiles the hot loops
@@ -214,8 +214,7 @@ def footprint(data: DataSettings, model: ModelSettings) -> dict:
             "lucene_bytes": info["lucene"]["bytes"], "collection_bytes": coll_bytes,
             "postings_per_doc": collection["counts"]["avg_terms_per_document"]}
     emb = read_json(embeddings / "manifest.json")
-    hidden = np.load(next(embeddings.glob("part-*.npy")), mmap_mode="r").shape[1]
-    out["faiss flat float32"] = {"bytes": emb["counts"]["documents"] * hidden * 4}
+    out["faiss flat float32"] = {"bytes": emb["counts"]["documents"] * embedding_width(embeddings) * 4}
     bm25 = layout.bm25_dir(data.key) / "lucene"
     out["bm25"] = {"lucene_bytes": sum(p.stat().st_size for p in bm25.rglob("*") if p.is_file())}
     return out

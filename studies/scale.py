@@ -30,6 +30,7 @@ from encoders.models import load_tokenizer
 from encoders.vocab import Vocabulary
 from plumbing import cli
 from plumbing.artifacts import manifest, write_json, write_text
+from plumbing.collection import read_collection
 from plumbing.settings import TERMS, DataSettings, ModelSettings, Variant
 
 PART = 10_000
@@ -69,10 +70,9 @@ def corpus_profile(data: DataSettings, model: ModelSettings, terms: str = "words
 def weight_histogram(collection: Path) -> np.ndarray:
     """Probability of each integer impact 1..100 in a real collection."""
     counts = np.zeros(101)
-    for part in sorted(collection.glob("part-*.jsonl")):
-        for line in part.open(encoding="utf-8"):
-            for weight in json.loads(line)["vector"].values():
-                counts[min(int(weight), 100)] += 1
+    for obj in read_collection(collection):
+        for weight in obj["vector"].values():
+            counts[min(int(weight), 100)] += 1
     counts[0] = 0
     return counts / counts.sum()
 
@@ -188,11 +188,10 @@ def seismic_engine(collection: Path, work: Path):
     """Seismic (PyPI pyseismic-lsr, Rust; approximate): the same impacts, integer ids; build stats and a searcher."""
     from seismic import SeismicIndex, get_seismic_string
 
-    from engines.qdrant import collection_lines
 
     doc_ids = []
     with (work / "seismic.jsonl").open("w", encoding="utf-8") as handle:
-        for row, obj in enumerate(collection_lines(collection)):
+        for row, obj in enumerate(read_collection(collection)):
             doc_ids.append(obj["id"])
             handle.write(json.dumps({"id": row, "content": "", "vector": {t: float(w) for t, w in obj["vector"].items()}}) + "\n")
     started = time.time()

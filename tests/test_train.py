@@ -227,3 +227,33 @@ def test_expansion_loss_falls_and_the_index_holds_what_training_scored(train_spl
     expanded = {target.head.words[int(i)] for i, w in zip(ids[0], weights[0]) if w > 0}
     assert set(vectors[0]) == set(counts) | expanded  # own words kept, the expansion added, nothing else
     assert len(vectors[0]) <= len(counts) + target.k
+
+
+def test_model_folder_carries_a_card_and_loads_from_any_folder(isolated_outputs, tmp_path):
+    """The trained folder is shareable: its README.md is a Hugging Face model card (read back by huggingface_hub's
+    own parser) naming the base model, data and steps, and a copy elsewhere loads by path, student beside it."""
+    import shutil
+
+    from huggingface_hub import ModelCard
+
+    from encoders.embedder import Embedder
+    from encoders.models import load_model
+    from encoders.presets import resolve_preset
+    from plumbing.settings import ModelSettings
+
+    train_main(TINY + ["--steps", "1", "--name", "carded"])
+    folder = isolated_outputs / "models" / "carded"
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and card.data.license == "apache-2.0"
+    assert card.data.datasets == ["BeIR/scifact"] and card.data.pipeline_tag == "feature-extraction"
+    assert "1 steps" in card.text and "scifact:" in card.text and "## Limits" in card.text
+    copy = tmp_path / "shared" / "carded"
+    shutil.copytree(folder, copy)
+    shutil.rmtree(folder)  # nothing may resolve back to the models root
+    for given in (str(copy), str(copy / "model")):
+        preset = resolve_preset(given)
+        assert preset.name == "carded" and preset.source == str((copy / "model").resolve())
+        assert ModelSettings(given).student_dir == copy.resolve() / "student"
+    text = ["Vitamin D deficiency raises fracture risk."]
+    embedding = Embedder(resolve_preset(str(copy)), load_model(resolve_preset(str(copy)), "cpu")).encode(text).embeddings
+    assert embedding.shape == (1, 576) and float(abs(embedding).sum()) > 0
