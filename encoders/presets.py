@@ -209,6 +209,8 @@ def resolve_preset(model: str, pooling: str | None = None, max_length: int | Non
         looks_local = model.endswith(".gguf") or model.startswith((".", "/", "~"))
         if looks_local and not Path(model).expanduser().exists():
             raise InputError(f"model path {model} does not exist; pass an existing .gguf file, a model folder or an HF id")
+        if Path(model).expanduser().exists():
+            check_local_model(Path(model).expanduser())
         preset = Preset(name=_name_for(model), source=model)
     else:
         trained_names = sorted(p.parent.parent.name for p in models_root().glob(f"*/model/{TRAINED_PRESET_FILE}"))
@@ -228,6 +230,24 @@ def resolve_preset(model: str, pooling: str | None = None, max_length: int | Non
     if batch_size:
         preset = replace(preset, batch_size=batch_size)
     return preset
+
+
+MODEL_FOLDER_FILES = ("config.json", "adapter_config.json", TRAINED_PRESET_FILE)
+
+
+def check_local_model(path: Path) -> None:
+    """Refuse, before anything loads, a local path that cannot be a model: a folder without a Hugging Face config
+    (or adapter config), or a file that is not GGUF (its first 4 bytes are b"GGUF")."""
+    if path.is_dir():
+        if not any((path / name).is_file() for name in MODEL_FOLDER_FILES):
+            raise InputError(f"model={path} is a folder without {' or '.join(MODEL_FOLDER_FILES)}: not a model folder; "
+                             f"pass a Hugging Face model folder, a .gguf file, a preset or an HF id")
+        return
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic != b"GGUF":
+        raise InputError(f"model={path} is not a GGUF file (it does not start with GGUF); pass a .gguf model file, "
+                         f"a model folder, a preset or an HF id")
 
 
 def _trained_preset(model: str) -> Preset | None:

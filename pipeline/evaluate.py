@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="more embedders whose runs join the leaderboard (e.g. the backbone of a trained model)")
     args = parser.parse_args(argv)
     model = cli.model_settings(args)
+    for other in args.also:  # an unknown model is refused before the first run, not after the main model's
+        model.other(other).preset
     evaluate(cli.data_settings(args), model, cli.variant_levers(args, model), args.m,
              cli.search_settings(args), args.quick, args.no_train, tuple(args.also))
     return 0

@@ -124,6 +124,7 @@ def manifest(stage: str, **fields) -> dict:
 def folder_lock(folder: Path, part: str = "") -> Iterator[None]:
     """Hold an exclusive lock on an output folder (or on one `part` of it, so parts of a sharded job run side by side);
     a second writer of the same folder or part refuses with one line, never interleaves."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / f".lock{'-' + part if part else ''}", "w")
@@ -139,3 +140,20 @@ def folder_lock(folder: Path, part: str = "") -> Iterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+        _drop_if_only_locks(folder, created)
+
+
+def _drop_if_only_locks(folder: Path, created: list[Path]) -> None:
+    """A run that wrote nothing (a refused setting, a model that failed to load) leaves no folder holding only a
+    `.lock` behind, nor the empty parents it created for it."""
+    try:
+        entries = list(folder.iterdir())
+        if any(not e.name.startswith(".lock") for e in entries):
+            return
+        for entry in entries:
+            entry.unlink()
+        folder.rmdir()
+        for parent in created[1:]:
+            parent.rmdir()  # only the empty ones this lock created; a non-empty one stops the climb
+    except OSError:
+        pass

@@ -201,12 +201,16 @@ def check(target: str, given: dict[str, str]) -> Target | None:
 
 def check_variant(given: dict[str, str]) -> None:
     """The variant the levers ask for, built and checked before the first stage runs: `make index k=0` or
-    `make index vocab=all` (a lever the default hybrid never reads) is refused before minutes of encoding."""
+    `make index vocab=all` (a lever the default hybrid never reads) is refused before minutes of encoding; so is
+    a model named in `also=` that does not exist (before the main model's runs, not after them)."""
+    from encoders.presets import resolve_preset
+    from plumbing.settings import Variant
+
+    for other in filter(None, (given.get("also") or "").split(",")):
+        resolve_preset(other.strip())
     levers = {name: given[name] for name in VARIANT if given.get(name)}
     if not levers:
         return
-    from encoders.presets import resolve_preset
-    from plumbing.settings import Variant
 
     preset = resolve_preset(given.get("model") or "smollm2", given.get("pooling") or None)
     if "k" in levers:

@@ -67,3 +67,22 @@ def test_another_corpus_under_the_same_name_is_not_up_to_date(embeddings, sliced
     bm25_index(sliced, key)
     manifest = Path(bm25_index(other, key)).parent / "manifest.json"
     assert json.loads(manifest.read_text())["corpus"]["corpus_sha1"] == other.fingerprint["corpus_sha1"]
+
+
+def test_ctrl_c_in_make_is_one_line_per_level_and_status_130(tmp_path):
+    """Ctrl-C (SIGINT to make's whole process group, as a terminal sends it) during `make encode`: the stage says
+    what it kept, the parameter reader says how to resume, no Python traceback, and make fails the target."""
+    import signal
+    import time
+
+    env = {**os.environ, "KEYTOKENS_INDEXES": str(tmp_path / "indexes")}
+    child = subprocess.Popen(["make", "-s", "-C", str(REPO), "encode", "dataset=scifact"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    deadline = time.time() + 300
+    while not list(tmp_path.glob("indexes/scifact/*/embeddings")) and child.poll() is None and time.time() < deadline:
+        time.sleep(0.1)  # the stage holds its output folder: it runs, minutes from done on the full corpus
+    time.sleep(2)
+    os.killpg(child.pid, signal.SIGINT)
+    _, err = child.communicate(timeout=300)
+    assert child.returncode != 0 and "Traceback" not in err, err[-1500:]
+    assert "interrupted: what was complete is kept" in err and "make encode: interrupted; rerun the same command" in err

@@ -50,15 +50,59 @@ def test_training_numbers_that_break_or_do_nothing_are_refused(overrides, fragme
         check_numbers(TrainSettings("smollm2", "prompteol", ("supervised",), **overrides))
 
 
-@pytest.mark.parametrize("given, fragment", [
-    ({"k": "0", "source": "aligned"}, "k=0: K must be a positive number"),
-    ({"vocab": "all"}, "vocab=all: not used by source=hybrid"),
+@pytest.mark.parametrize("target, given, fragment", [
+    ("index", {"k": "0", "source": "aligned"}, "k=0: K must be a positive number"),
+    ("index", {"vocab": "all"}, "vocab=all: not used by source=hybrid"),
+    ("eval", {"also": "nope"}, "unknown model 'nope'"),
+    ("eval", {"also": "smollm2,nope"}, "unknown model 'nope'"),
 ])
-def test_a_bad_variant_is_refused_before_the_first_stage(given, fragment):
+def test_a_bad_variant_is_refused_before_the_first_stage(target, given, fragment):
     from plumbing.params import commands
 
     with pytest.raises(InputError, match=fragment):
-        commands("index", given)
+        commands(target, given)
+
+
+def test_a_path_that_is_no_model_is_refused_before_it_loads(tmp_path):
+    """A folder without a config, a text file named .gguf, a truncated GGUF header: one line each, no load."""
+    from encoders.presets import resolve_preset
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "weights.bin").write_bytes(b"\0" * 16)
+    (tmp_path / "fake.gguf").write_text("not a model")
+    (tmp_path / "short.gguf").write_bytes(b"GG")
+    for path, fragment in (("folder", "is a folder without config.json"), ("fake.gguf", "is not a GGUF file"),
+                           ("short.gguf", "is not a GGUF file")):
+        with pytest.raises(InputError, match=fragment):
+            resolve_preset(str(tmp_path / path))
+
+
+def test_a_lock_held_for_nothing_leaves_no_folder(tmp_path):
+    """A stage refused or failed inside its lock (a refused K, a model that does not load) leaves neither the
+    folder nor the parents it created; a folder that holds work keeps it."""
+    from plumbing.artifacts import folder_lock
+
+    target = tmp_path / "indexes" / "scifact" / "model" / "variant"
+    with pytest.raises(InputError):
+        with folder_lock(target):
+            raise InputError("refused")
+    assert not (tmp_path / "indexes").exists()
+    with folder_lock(target):
+        (target / "manifest.json").write_text("{}")
+    assert sorted(p.name for p in target.iterdir()) == [".lock", "manifest.json"]
+
+
+def test_ctrl_c_is_one_line_and_status_130(capsys):
+    from plumbing.cli import cli_main
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as stopped:
+        cli_main(interrupted)
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted: what was complete is kept") and "Traceback" not in err and err.count("\n") == 1
 
 
 def test_parameters_from_the_environment_are_named_not_ignored():
