@@ -30,6 +30,8 @@ def prepare_text(text: str, steps: tuple[str, ...]) -> str:
     for step in steps:
         if step == "underscores":
             text = text.replace("_", " ")
+        elif step == "rstrip":  # llm2vec's prepare_for_tokenization strips the [INST]-wrapped string: the text's end
+            text = text.rstrip()
         elif step == "prompteol-punctuation":  # PromptEOL's evaluation script, sentence by sentence
             if text and text[-1] not in ".?\"'":
                 text += "."
@@ -107,18 +109,25 @@ class Embedder:
             return Prompts(own, [self._append(head + ids[:budget] + tail) for ids in own],
                            [0 if preset.pool_span == "all" else len(head)] * len(own), [len(ids) > budget for ids in own])
         lead = len(self.tokenizer(instruction + prefix)["input_ids"]) if instruction + prefix else 0
+        # the budget holds the closing token too: cut one short where the tokenizer does not put it itself
+        limit = budget - 1 if preset.append_token and not self._closes_itself() else budget
         inputs, starts, truncated = [], [], []
         for text, ids in zip(texts, own):
-            text, cut = prepare_text(text, preset.text_preparation), False
+            before = tuple(step for step in preset.text_preparation if step != "rstrip")
+            text, cut = prepare_text(text, before), False
             if preset.truncation == "text":
                 cut = len(ids) > budget
                 text = self._cut(text, budget) if cut else text
-            elif preset.truncation == "llm2vec":  # trimmed by words (prepare_for_tokenization strips only [INST] ones)
+            elif preset.truncation == "llm2vec":  # trimmed by words before the wrapping (llm2vec's _convert_to_str)
                 text, cut = self._trim_words(text, budget)
+            if "rstrip" in preset.text_preparation:  # after the trim, as prepare_for_tokenization runs after it
+                text = prepare_text(text, ("rstrip",))
             string = instruction + prefix + text + suffix
             full = self.tokenizer(string)["input_ids"]
-            if preset.truncation != "text" and len(full) > budget:  # as the authors call their tokenizer
-                full, cut = self.tokenizer(string, truncation=True, max_length=budget)["input_ids"], True
+            if preset.truncation == "template" and len(full) > limit:
+                text, full, cut = self._cut_inside(instruction + prefix, text, suffix, limit)
+            elif preset.truncation != "text" and len(full) > limit:  # as the authors call their tokenizer
+                full, cut = self.tokenizer(string, truncation=True, max_length=limit)["input_ids"], True
             if preset.pool_span == "text":  # LLM2Vec's embed_mask: the last len(tokenize(text + suffix)) positions
                 starts.append(max(0, len(full) - min(len(self._ids(text + suffix)), budget)))
             else:  # GritLM masks the first len(tokenize(instruction)) positions
@@ -126,6 +135,24 @@ class Embedder:
             inputs.append(self._append(full))
             truncated.append(cut)
         return Prompts(own, inputs, starts, truncated)
+
+    def _closes_itself(self) -> bool:
+        """Whether the tokenizer itself ends a text with the preset's closing token (Qwen3-Embedding's tokenizer puts
+        `<|endoftext|>`; E5's stand-in and older revisions do not)."""
+        ids = self.tokenizer("a")["input_ids"]
+        return bool(ids) and ids[-1] == self.tokenizer.convert_tokens_to_ids(self.preset.append_token)
+
+    def _cut_inside(self, head: str, text: str, tail: str, limit: int) -> tuple[str, list[int], bool]:
+        """truncation=template: the whole prompt within `limit` tokens, cut inside the text, so the template's end
+        (PromptEOL's `means in one word:"`, whose last position is pooled) is always there."""
+        room = limit - len(self.tokenizer(head + tail)["input_ids"])
+        while room > 0:
+            text = self._cut(text, min(room, len(self._ids(text))))
+            full = self.tokenizer(head + text + tail)["input_ids"]
+            if len(full) <= limit:
+                return text, full, True
+            room -= len(full) - limit  # a merge across the cut: one more round, shorter
+        return "", self.tokenizer(head + tail)["input_ids"][:limit], True
 
     def _trim_words(self, text: str, budget: int) -> tuple[str, bool]:
         """LLM2Vec._convert_to_str: while the text (its tokens capped at `budget`) has more than 400 tokens, keep

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from common.errors import InputError
+from encoders.instructions import TASK_PLACEHOLDER, task_instruction
 from common.layout import models_root
 
 PROMPTEOL_TEMPLATE = 'This passage : "{text}" means in one word:"'  # our offline default's wording
@@ -33,19 +34,22 @@ POOL_SPANS = ("all", "after-instruction", "text")
 # Where a long text is cut, as each embedder's authors cut it (the README's preset table states each rule):
 #   "text"     the text's own tokens at max_length, the prompt around it kept whole (ours; SGPT, whose tokenizer
 #              would cut at its 2,048 positions before adding the brackets, which then overflow them)
-#   "whole"    the whole prompt string with the tokenizer's special tokens at max_length tokens, then the appended
-#              token (GritLM 512; E5 4,095 + </s>; Qwen3-Embedding 8,190 + <|endoftext|>; PromptEOL, which never
-#              truncates, only at the model's 2,048 positions)
+#   "whole"    the whole prompt string with the tokenizer's special tokens and the closing token at max_length
+#              tokens (GritLM 512; E5 4,096 with </s>; Qwen3-Embedding 8,192 with <|endoftext|>, as the current
+#              model card's tokenizer call, whose tokenizer puts it)
+#   "template" the whole prompt at max_length, cut inside the text so the template's end stays (PromptEOL: its
+#              authors never cut; past the model's 2,048 positions we keep `means in one word:"`, whose last
+#              position is the embedding, rather than cutting it off)
 #   "llm2vec"  LLM2Vec.encode's `doc_max_length=400`: the text (first cut at max_length tokens) is trimmed by words,
 #              `int(words * 400 / tokens)` at a time, until it has at most 400 tokens; then the whole string at
 #              max_length (512), as "whole"
-TRUNCATIONS = ("text", "whole", "llm2vec")
+TRUNCATIONS = ("text", "whole", "llm2vec", "template")
 LLM2VEC_DOC_MAX_LENGTH = 400
 # Named text preparations applied to the text before it enters the prompt (never to the index's own terms):
 #   "underscores"           `_` -> ` ` in the text: the paper's PromptEOL code replaces `_` after inserting the text
 #   "prompteol-punctuation" PromptEOL's evaluation script: a final `.` unless the text ends in . ? " ', `"` -> `'`,
 #                           a final `?` -> `.` (an option: the presets leave it off)
-TEXT_PREPARATIONS = ("underscores", "prompteol-punctuation")
+TEXT_PREPARATIONS = ("underscores", "prompteol-punctuation", "rstrip")
 TRAINED_PRESET_FILE = "keytokens-preset.json"  # written by `make train` beside a trained model's weights
 # Fields added after the first manifests were written: left out of `describe()` at their defaults, so embeddings and
 # collections made before them still match their preset.
@@ -113,6 +117,21 @@ class Preset:
                 values[name] = tuple(values[name])
         return cls(**values)
 
+    def for_task(self, dataset: str) -> "Preset":
+        """The preset with its task instruction filled in for `dataset` (encoders/instructions.py); presets without
+        a `{task}` place are returned as they are."""
+        instruction = task_instruction(dataset)
+        sides = ("query_instruction", "doc_instruction", "query_template", "doc_template", "template")
+        filled = {side: getattr(self, side).replace(TASK_PLACEHOLDER, instruction) for side in sides
+                  if TASK_PLACEHOLDER in getattr(self, side)}
+        return replace(self, **filled) if filled else self
+
+    @property
+    def takes_task(self) -> bool:
+        """Whether the preset's prompts carry a per-task instruction."""
+        return any(TASK_PLACEHOLDER in text for text in (self.query_instruction, self.doc_instruction,
+                                                          self.query_template, self.doc_template, self.template))
+
     def side_template(self, is_query: bool) -> str:
         return (self.query_template if is_query else self.doc_template) or self.template
 
@@ -122,7 +141,7 @@ class Preset:
         return (self.kind, self.source, self.backbone, self.adapters, self.attention)
 
 
-_SCIFACT = "Given a scientific claim, retrieve documents that support or refute the claim"
+_TASK = TASK_PLACEHOLDER  # filled per dataset by Preset.for_task (encoders/instructions.py)
 _PAPER_HEAD = "head as in Nie et al.'s code (Arthurizijar/Text_aligns_tokens, model.py load_decoder_layer)"
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
@@ -147,27 +166,27 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            note="SGPT on GPT-J (untied head): weighted mean, specb brackets; decoded through GPT-J",
            verified="SGPT README `tokenize_with_specb` + `get_weightedmean_embedding` (Muennighoff/sgpt)"),
     Preset("prompteol-opt-1.3b", "facebook/opt-1.3b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
-           truncation="whole", text_preparation=("underscores",), max_length=2048, query_max_length=2048,
+           truncation="template", text_preparation=("underscores",), max_length=2048, query_max_length=2048,
            note="PromptEOL on a raw OPT backbone (Jiang et al.), its own head",
            verified="PromptEOL template and last hidden state as in Nie et al.'s embedding.py (opt_eol)"),
     Preset("prompteol-llama-7b", "huggyllama/llama-7b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
-           truncation="whole", text_preparation=("underscores",), max_length=2048, query_max_length=2048,
+           truncation="template", text_preparation=("underscores",), max_length=2048, query_max_length=2048,
            batch_size=4,
            note="PromptEOL on a raw LLaMA backbone, its own head",
            verified="PromptEOL template and last hidden state as in Nie et al.'s embedding.py (llama_eol)"),
     Preset("prompteol-cse-opt-1.3b", "facebook/opt-1.3b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
-           adapters=("royokong/prompteol-opt-1.3b",), truncation="whole", text_preparation=("underscores",),
+           adapters=("royokong/prompteol-opt-1.3b",), truncation="template", text_preparation=("underscores",),
            max_length=2048, query_max_length=2048,
            note="PromptEOL contrastively tuned (LoRA royokong/prompteol-opt-1.3b), the backbone's head",
            verified="Nie et al.'s model.py/embedding.py (opt_eol_cse): PeftModel over OPT, PromptEOL, last state"),
     Preset("prompteol-cse-llama-7b", "huggyllama/llama-7b", template=PROMPTEOL_OFFICIAL, tokenization="whole",
-           adapters=("royokong/prompteol-llama-7b",), truncation="whole", text_preparation=("underscores",),
+           adapters=("royokong/prompteol-llama-7b",), truncation="template", text_preparation=("underscores",),
            max_length=2048, query_max_length=2048, batch_size=4,
            note="PromptEOL contrastively tuned (LoRA royokong/prompteol-llama-7b), the backbone's head",
            verified="Nie et al.'s model.py/embedding.py (llama_eol_cse): PeftModel over LLaMA, PromptEOL, last state"),
     Preset("gritlm-7b", "GritLM/GritLM-7B", pooling="mean", template="{text}", tokenization="whole",
            attention="bidirectional", pool_span="after-instruction", normalize=True, truncation="whole",
-           query_instruction=f"<|user|>\n{_SCIFACT}\n<|embed|>\n", doc_instruction="<|embed|>\n",
+           query_instruction=f"<|user|>\n{_TASK}\n<|embed|>\n", doc_instruction="<|embed|>\n",
            max_length=512, query_max_length=512, batch_size=8,
            note="GritLM embeds bidirectionally, mean over the text tokens only; generative too, so its own head decodes",
            verified="the `gritlm` package 1.0.2 (GritLM.encode, attn='bbcc', mean pooling, normalized)"),
@@ -175,22 +194,24 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            tokenization="whole", attention="bidirectional", pool_span="text", truncation="llm2vec",
            adapters=("McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp",
                      "McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp-supervised"),
-           query_template=f"{_SCIFACT}: {{text}}", doc_template="{text}",
+           query_template=f"[INST] {_TASK}: {{text}} [/INST]", doc_template="[INST] {text} [/INST]",
+           text_preparation=("rstrip",),
            backbone="mistralai/Mistral-7B-Instruct-v0.2", max_length=512, query_max_length=512, batch_size=8,
            note="LLM2Vec: bidirectional Mistral-Instruct, MNTP then supervised LoRA, mean over the text tokens only; "
-                "no [INST] wrapping: the paper's model.py loads the MNTP repository, whose name llm2vec does not wrap",
+                "[INST] wrapping as llm2vec gives every text of a model whose config names Mistral-7B-Instruct-v0.2 "
+                "(the MNTP repository is an adapter over it, which from_pretrained loads under peft)",
            verified="llm2vec 0.2.3 LLM2Vec(max_length=512).encode as Nie et al.'s embedding.py calls it, ported "
                     "(it pins transformers<=4.44.2)"),
     Preset("e5-mistral-7b", "intfloat/e5-mistral-7b-instruct", pooling="last", template="{text}",
            tokenization="whole", append_token="</s>", normalize=True, truncation="whole",
-           query_instruction=f"Instruct: {_SCIFACT}\nQuery: ", backbone="mistralai/Mistral-7B-v0.1",
-           max_length=4095, query_max_length=4095, batch_size=4,
+           query_instruction=f"Instruct: {_TASK}\nQuery: ", backbone="mistralai/Mistral-7B-v0.1",
+           max_length=4096, query_max_length=4096, batch_size=4,
            note="E5-Mistral: last token with </s> appended, instructed queries, bare documents",
            verified="the e5-mistral-7b-instruct model card's transformers code (last_token_pool, EOS appended)"),
     *(Preset(f"qwen3-embedding-{size.lower()}", f"Qwen/Qwen3-Embedding-{size}", pooling="last", template="{text}",
              tokenization="whole", append_token="<|endoftext|>", normalize=True, truncation="whole",
-             query_instruction=f"Instruct: {_SCIFACT}\nQuery:", backbone=f"Qwen/Qwen3-{size}-Base",
-             max_length=8190, query_max_length=8190, batch_size=8 if size == "0.6B" else 4,
+             query_instruction=f"Instruct: {_TASK}\nQuery:", backbone=f"Qwen/Qwen3-{size}-Base",
+             max_length=8192, query_max_length=8192, batch_size=8 if size == "0.6B" else 4,
              note=f"Qwen3-Embedding-{size}: last token (<|endoftext|>), instructed queries; decoded through Qwen3-{size}-Base",
              verified="the Qwen3-Embedding model card's transformers code (last_token_pool, <|endoftext|> appended)")
       for size in ("0.6B", "4B", "8B")),

@@ -55,6 +55,7 @@ class Index:
     model: str
     dtype: str
     variant: str
+    dataset: str = ""  # whose task instruction an instruction-tuned embedder's queries get
 
     @property
     def lucene(self) -> Path:
@@ -84,13 +85,13 @@ def index(name: str = "scifact", *, model: str = "smollm2", limit: int | None = 
     from plumbing.settings import DataSettings, ModelSettings, Variant
 
     data = DataSettings(name, "test", limit, data_dir)
-    settings = ModelSettings(model, device=device, dtype=dtype)
+    settings = ModelSettings(model, device=device, dtype=dtype, task=name)
     Variant.refuse_unused(settings.preset, levers)
     variant = Variant.build(settings.preset, **levers)
     with _stage_lines(verbose):
         encode_corpus(data.load(), data, settings)
         lucene = index_variant(data, settings, variant)
-    return Index(lucene.parent, model, dtype, variant.name)
+    return Index(lucene.parent, model, dtype, variant.name, name)
 
 
 def bm25(name: str = "scifact", *, limit: int | None = None, data_dir: str | None = None) -> Index:
@@ -102,7 +103,7 @@ def bm25(name: str = "scifact", *, limit: int | None = None, data_dir: str | Non
     start_jvm()
     data = DataSettings(name, "test", limit, data_dir)
     lucene = bm25_index(data.load(), data.key)
-    return Index(lucene.parent, "bm25", "none", "flat k1=0.9 b=0.4")
+    return Index(lucene.parent, "bm25", "none", "flat k1=0.9 b=0.4", name)
 
 
 def _documents_folder(documents: Mapping[str, str] | Iterable[tuple[str, str]], name: str) -> str:
@@ -146,7 +147,7 @@ def encode(texts: Mapping[str, str] | Iterable[str], *, name: str = "texts", mod
 
     pairs = texts.items() if isinstance(texts, Mapping) else ((str(i), t) for i, t in enumerate(texts))
     data = DataSettings(name, "test", None, _documents_folder(pairs, name))
-    settings = ModelSettings(model, device=device, dtype=dtype)
+    settings = ModelSettings(model, device=device, dtype=dtype, task=name)
     Variant.refuse_unused(settings.preset, levers)
     variant = Variant.build(settings.preset, **levers)
     with _stage_lines(verbose):
@@ -163,7 +164,8 @@ def query_encoder(built: Index, query: str = "tokens"):
     from plumbing.settings import ModelSettings, QuerySettings
 
     info = read_json(built.folder / "manifest.json", "collection manifest")
-    return variant_query_encoder(ModelSettings(built.model, dtype=built.dtype), QuerySettings(query), built.folder, info)
+    settings = ModelSettings(built.model, dtype=built.dtype, task=built.dataset)
+    return variant_query_encoder(settings, QuerySettings(query), built.folder, info)
 
 
 def search(built: Index, queries: str | Mapping[str, str], *, k: int = 1000, query: str = "tokens",
@@ -185,7 +187,7 @@ def search(built: Index, queries: str | Mapping[str, str], *, k: int = 1000, que
         from plumbing.settings import ModelSettings
         from plumbing.shards import load_shards
 
-        settings = ModelSettings(built.model, dtype=built.dtype)
+        settings = ModelSettings(built.model, dtype=built.dtype, task=built.dataset)
         doc_ids, embeddings, _ = load_shards(built.embeddings)
         embedder = Embedder(settings.preset, load_model(settings.preset, settings.device, settings.dtype))
         vectors = embedder.encode(list(texts.values()), is_query=True).embeddings

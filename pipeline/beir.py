@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,7 @@ def run_suite(names: list[str], model: ModelSettings, levers: dict, m: int, sear
     main_systems = [f"{model.name}.dense", default_sparse_run(model, Variant.build(model.preset, **levers))]
     for number, name in enumerate(names, start=1):
         data = DataSettings(name, split_of(name), limit=limit, beir_dir=beir_dir)
+        model = replace(model, task=name)  # each dataset's own task instruction (encoders/instructions.py)
         done = data.run_dir / "metrics.json"
         print(f"[{number}/{len(names)}] {name} ({data.split})", flush=True)
         if done.exists() and not search.force and read_json(done).get("model") == model.name:

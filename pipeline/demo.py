@@ -101,7 +101,7 @@ def run_demo(data: DataSettings, backbone: ModelSettings, dtype: str, also: tupl
     settings, run = default_run(data.limit, backbone)
     trained = ensure_trained(data, backbone, settings, run)
     stages["train"] = round(time.time() - started, 1)
-    model = ModelSettings(trained.name, device=backbone.device, dtype=demo_dtype(dtype))
+    model = ModelSettings(trained.name, device=backbone.device, dtype=demo_dtype(dtype), task=data.name)
     dataset = data.load()
     for settings_of in (model, model.other(SPLADE_MODEL)):
         mark = time.time()
@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--also", nargs="*", default=[], metavar="MODEL",
                         help="more embedders in the leaderboard, e.g. the raw backbone: --also smollm2")
     args = parser.parse_args(argv)
-    run_demo(cli.data_settings(args), ModelSettings(BACKBONE, device=args.device), args.dtype, tuple(args.also))
+    run_demo(cli.data_settings(args), ModelSettings(BACKBONE, device=args.device, task=args.dataset), args.dtype,
+             tuple(args.also))
     return 0
 
 

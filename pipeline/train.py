@@ -462,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="auto (default): bfloat16 autocast on CUDA or a CPU with bf16 in hardware (AVX512-BF16, "
                             "AMX), float32 elsewhere; float32 or bfloat16 to choose (weights stay float32 either way)")
     args = parser.parse_args(argv)
-    model = ModelSettings(args.model, args.pooling, device=args.device, dtype=args.dtype)
+    model = ModelSettings(args.model, args.pooling, device=args.device, dtype=args.dtype, task=args.dataset)
     settings = TrainSettings(base=model.preset.name, pooling=model.preset.pooling,
                              data=tuple(s.strip() for s in args.data.split(",") if s.strip()), batch_size=args.train_batch,
                              lr=args.lr, temperature=args.temperature, seed=args.seed, dev_queries=args.dev_queries,

@@ -60,8 +60,9 @@ def model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pooling", default=None, help="override the preset's pooling: last, mean, weighted-mean, prompteol")
     group.add_argument("--max-length", type=int, default=None, help="the document token budget, as the preset's "
                        "truncation rule reads it: the text's own tokens for `text` presets (smollm2 246, SGPT 2,046: "
-                       "prompt and instruction on top), the whole prompt string for `whole` and `llm2vec` presets "
-                       "(GritLM and LLM2Vec 512, E5 4,095, Qwen3-Embedding 8,190: instruction and template included)")
+                       "prompt and instruction on top), the whole prompt string for `whole`, `llm2vec` and `template` "
+                       "presets (GritLM and LLM2Vec 512, E5 4,096 and Qwen3-Embedding 8,192 with their closing token, "
+                       "PromptEOL 2,048 cut inside the text: instruction and template included)")
     group.add_argument("--batch-size", type=int, default=None, help="texts per forward pass (preset default)")
     group.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     group.add_argument("--dtype", default="auto", help="weights' dtype: auto (bfloat16 on CUDA, float32 elsewhere; "
@@ -102,7 +103,8 @@ def data_settings(args: argparse.Namespace) -> DataSettings:
 
 
 def model_settings(args: argparse.Namespace) -> ModelSettings:
-    return ModelSettings(args.model, args.pooling, args.max_length, args.batch_size, args.device, args.dtype)
+    return ModelSettings(args.model, args.pooling, args.max_length, args.batch_size, args.device, args.dtype,
+                         task=getattr(args, "dataset", ""))
 
 
 def variant(args: argparse.Namespace, model: ModelSettings) -> Variant:

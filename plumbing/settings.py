@@ -84,10 +84,11 @@ class ModelSettings:
     batch_size: int | None = None
     device: str = "auto"
     dtype: str = "auto"
+    task: str = ""  # the dataset whose task instruction an instruction-tuned preset is given (encoders/instructions.py)
 
     @cached_property
     def preset(self) -> Preset:
-        return resolve_preset(self.model, self.pooling, self.max_length, self.batch_size)
+        return resolve_preset(self.model, self.pooling, self.max_length, self.batch_size).for_task(self.task)
 
     @property
     def name(self) -> str:
@@ -101,7 +102,7 @@ class ModelSettings:
 
     def other(self, model: str) -> "ModelSettings":
         """Another embedder on the same device, with its own preset's pooling and lengths."""
-        return ModelSettings(model=model, device=self.device, dtype=self.dtype)
+        return ModelSettings(model=model, device=self.device, dtype=self.dtype, task=self.task)
 
     def embeddings_dir(self, data: DataSettings):
         return layout.embeddings_dir(data.key, self.name)

@@ -13,7 +13,8 @@ writes token ids and embeddings of the parity texts (tests/golden/texts.json) to
 
 Official code per preset: `llm2vec-mistral-7b` the llm2vec package (its MistralBiModel, `LLM2Vec(model, tokenizer,
 pooling_mode="mean", max_length=512).encode`, as Nie et al.'s embedding.py calls it, on the model their model.py
-builds: the MNTP LoRA merged, the supervised LoRA on top, config name the MNTP repository's); `e5-mistral-7b` the
+builds from the MNTP repository, an adapter over its base: the MNTP LoRA merged, the supervised LoRA on top, config
+name the base's, so every text is wrapped in [INST]); `e5-mistral-7b` the
 model card's code with the tokenizer appending </s> (`add_eos_token`, as the real repository's tokenizer config
 sets it); `sgpt-*` the SGPT README (`tokenize_with_specb`, weighted mean); `prompteol-*` the paper's embedding.py.
 Each file records the sha1 of the weights it read, so a test on other stand-ins says so instead of failing on numbers.
@@ -107,12 +108,16 @@ def llm2vec(text: str, is_query: bool):
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained("mistralai/Mistral-7B-Instruct-v0.2")
+    # Nie et al.'s model.py: tokenizer and model from the MNTP repository, an adapter over Mistral-7B-Instruct-v0.2;
+    # with peft installed, from_pretrained follows its adapter config to the base (whose name the config then
+    # carries, so llm2vec wraps every text in [INST]) and loads the adapter; then the MNTP LoRA merged, the
+    # supervised one on top
+    tokenizer = AutoTokenizer.from_pretrained(MNTP)
     tokenizer.pad_token, tokenizer.padding_side = tokenizer.eos_token, "left"  # as LLM2Vec.from_pretrained sets them
-    model = MistralBiModel.from_pretrained("mistralai/Mistral-7B-Instruct-v0.2")
+    model = MistralBiModel.from_pretrained(adapter_folder(MNTP))  # its snapshot: this peft asks the Hub for ids
+    assert model.config._name_or_path == "mistralai/Mistral-7B-Instruct-v0.2", model.config._name_or_path
     model = PeftModel.from_pretrained(model, adapter_folder(MNTP)).merge_and_unload()
     model = PeftModel.from_pretrained(model, adapter_folder(f"{MNTP}-supervised"))
-    model.config._name_or_path = MNTP  # Nie et al.'s model.py loads the MNTP repository: its name is the config's
     encoder = LLM2Vec(model, tokenizer, pooling_mode="mean", max_length=512)
     sentence = [f"{TASK}:", text] if is_query else ["", text]
     prepared = encoder.prepare_for_tokenization(encoder._convert_to_str(*sentence))

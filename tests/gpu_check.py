@@ -35,7 +35,7 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}")
     worst = 1.0
     for name in standins.STANDIN_PRESETS:
-        preset = PRESETS[name]
+        preset = PRESETS[name].for_task("scifact")
         cpu = Embedder(preset, load_model(preset, "cpu", "float32"))
         gpu = Embedder(preset, load_model(preset, "cuda", "auto"))
         assert gpu.loaded.dtype == torch.bfloat16 and next(gpu.loaded.model.parameters()).is_cuda

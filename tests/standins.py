@@ -58,11 +58,15 @@ def _ids(tokenizer) -> dict:
                 pad_token_id=tokenizer.pad_token_id)
 
 
-def _model(kind: str, tokenizer, head: bool, tied: bool = False):
-    """A tiny model of one architecture, seeded, with or without its LM head."""
+def _model(kind: str, tokenizer, head: bool, repo_id: str, tied: bool = False):
+    """A tiny model of one architecture, with or without its LM head, seeded by the repository it stands in for: two
+    repositories of one architecture (E5's backbone, GritLM, LLM2Vec's base) never share weights, so a preset that
+    loads another preset's model or head fails its tests."""
+    import zlib
+
     import transformers as tf
 
-    torch.manual_seed(sum(map(ord, kind)) + head)
+    torch.manual_seed(zlib.crc32(f"{repo_id}/{kind}/{head}".encode()))
     ids = _ids(tokenizer)
     if kind in ("mistral", "llama", "qwen3"):
         config = {"mistral": tf.MistralConfig, "llama": tf.LlamaConfig, "qwen3": tf.Qwen3Config}[kind](
@@ -98,15 +102,39 @@ def _publish(cache: Path, repo_id: str, model, tokenizer) -> None:
     tokenizer.save_pretrained(str(folder))
 
 
-def _adapter(cache: Path, repo_id: str, base, seed: int) -> None:
-    """A LoRA adapter with random, non-zero A and B (so it changes the output) over `base`'s attention projections."""
+def _adapter(cache: Path, repo_id: str, base, seed: int, base_repo: str | None = None, tokenizer=None) -> None:
+    """A LoRA adapter with random, non-zero A and B (so it changes the output) over `base`'s attention projections.
+    With `base_repo`, laid out as LLM2Vec's MNTP repository on the Hub: its adapter config names the base repository
+    (`base_model_name_or_path`, which transformers' `from_pretrained` follows when peft is installed), beside the
+    base's config and the tokenizer."""
     import copy
+    import json
 
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(copy.deepcopy(base), config).save_pretrained(str(snapshot(cache, repo_id)))
+    folder = snapshot(cache, repo_id)
+    get_peft_model(copy.deepcopy(base), config).save_pretrained(str(folder))
+    if base_repo is not None:
+        adapter_config = folder / "adapter_config.json"
+        values = json.loads(adapter_config.read_text(encoding="utf-8"))
+        adapter_config.write_text(json.dumps({**values, "base_model_name_or_path": base_repo}, indent=2), encoding="utf-8")
+        base.config.save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
+
+
+def closing(tokenizer, token: str):
+    """A copy of `tokenizer` whose post-processor ends every text with `token` (Qwen3-Embedding's tokenizer.json)."""
+    import copy
+
+    from tokenizers.processors import TemplateProcessing
+
+    closed = copy.deepcopy(tokenizer)
+    token_id = closed.convert_tokens_to_ids(token)
+    closed._tokenizer.post_processor = TemplateProcessing(single=f"$A {token}", pair=f"$A {token} $B {token}",
+                                                          special_tokens=[(token, token_id)])
+    return closed
 
 
 def save_tokenizers(folder: Path) -> Path:
@@ -129,31 +157,37 @@ def build(cache: Path, tokenizers: Path | None = None) -> Path:
         tok = {f: tokenizer_of(f) for f in FAMILIES}
     mistral = tok["mistral"]
     p = PRESETS
+
+    def publish(repo_id: str, kind: str, tokenizer, head: bool, tied: bool = False):
+        model = _model(kind, tokenizer, head, repo_id, tied)
+        _publish(cache, repo_id, model, tokenizer)
+        return model
+
     # E5-Mistral: a headless MistralModel, decoded through Mistral-7B-v0.1's (untied) head.
-    _publish(cache, p["e5-mistral-7b"].source, _model("mistral", mistral, head=False), mistral)
-    _publish(cache, p["e5-mistral-7b"].backbone, _model("mistral", mistral, head=True), mistral)
+    publish(p["e5-mistral-7b"].source, "mistral", mistral, head=False)
+    publish(p["e5-mistral-7b"].backbone, "mistral", mistral, head=True)
     # GritLM: a full causal LM (it generates too); its own head decodes.
-    _publish(cache, p["gritlm-7b"].source, _model("mistral", mistral, head=True), mistral)
-    # LLM2Vec: Mistral-7B-Instruct-v0.2 with the MNTP LoRA, then the supervised LoRA, both over the base model.
+    publish(p["gritlm-7b"].source, "mistral", mistral, head=True)
+    # LLM2Vec: Mistral-7B-Instruct-v0.2 with the MNTP LoRA (a repository naming its base, as on the Hub), then the
+    # supervised LoRA, both over the base model.
     llm2vec = p["llm2vec-mistral-7b"]
-    instruct = _model("mistral", mistral, head=True)
-    _publish(cache, llm2vec.source, instruct, mistral)
-    _adapter(cache, llm2vec.adapters[0], instruct.model, seed=1)
+    instruct = publish(llm2vec.source, "mistral", mistral, head=True)
+    _adapter(cache, llm2vec.adapters[0], instruct.model, seed=1, base_repo=llm2vec.source, tokenizer=mistral)
     _adapter(cache, llm2vec.adapters[1], instruct.model, seed=2)
     # SGPT: headless GPT-Neo / GPT-J, decoded through the backbone's head (GPT-J's is untied).
     for name, kind, family in (("sgpt-125m", "gpt-neo", "gpt2"), ("sgpt-5.8b", "gpt-j", "gpt-j")):
-        _publish(cache, p[name].source, _model(kind, tok[family], head=False), tok[family])
-        _publish(cache, p[name].backbone, _model(kind, tok[family], head=True), tok[family])
+        publish(p[name].source, kind, tok[family], head=False)
+        publish(p[name].backbone, kind, tok[family], head=True)
     # PromptEOL: raw OPT and LLaMA backbones; the -cse presets add a LoRA over the causal LM.
-    opt, llama = _model("opt", tok["opt"], head=True), _model("llama", tok["llama"], head=True)
-    _publish(cache, p["prompteol-opt-1.3b"].source, opt, tok["opt"])
-    _publish(cache, p["prompteol-llama-7b"].source, llama, tok["llama"])
+    opt = publish(p["prompteol-opt-1.3b"].source, "opt", tok["opt"], head=True)
+    llama = publish(p["prompteol-llama-7b"].source, "llama", tok["llama"], head=True)
     _adapter(cache, p["prompteol-cse-opt-1.3b"].adapters[0], opt, seed=3)
     _adapter(cache, p["prompteol-cse-llama-7b"].adapters[0], llama, seed=4)
-    # Qwen3-Embedding: a headless Qwen3Model, decoded through Qwen3-0.6B-Base's tied embeddings.
+    # Qwen3-Embedding: a headless Qwen3Model, decoded through Qwen3-0.6B-Base's tied embeddings; its tokenizer ends
+    # every text with <|endoftext|> itself, as the Hub repository's does (the Base model's does not).
     qwen = p["qwen3-embedding-0.6b"]
-    _publish(cache, qwen.source, _model("qwen3", tok["qwen"], head=False), tok["qwen"])
-    _publish(cache, qwen.backbone, _model("qwen3", tok["qwen"], head=True, tied=True), tok["qwen"])
+    publish(qwen.source, "qwen3", closing(tok["qwen"], "<|endoftext|>"), head=False)
+    publish(qwen.backbone, "qwen3", tok["qwen"], head=True, tied=True)
     return cache
 
 

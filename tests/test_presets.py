@@ -21,7 +21,7 @@ from tests.golden_outputs import prompteol, sgpt
 
 # The parity text set, shared with tests/golden_outputs.py: short texts, emoji and non-Latin script, underscores,
 # quotes and question marks, leading whitespace, and LONG (about 800 tokens: past LLM2Vec's 400 and every 512 cut,
-# within OPT's and GPT-Neo's 2,048 positions); HUGE (past E5's 4,095 and Qwen3-Embedding's 8,190 tokens) only for
+# within OPT's and GPT-Neo's 2,048 positions); HUGE (past E5's 4,096 and Qwen3-Embedding's 8,192 tokens) only for
 # the presets whose official code cuts there.
 PARITY = json.loads((Path(__file__).parent / "golden" / "texts.json").read_text(encoding="utf-8"))
 TEXTS, HUGE = PARITY["texts"], PARITY["huge"]
@@ -50,7 +50,7 @@ def ours(name: str, is_query: bool, texts=TEXTS):
     from encoders.models import load_model
     from encoders.presets import PRESETS
 
-    preset = PRESETS[name]
+    preset = PRESETS[name].for_task("scifact")  # the parity texts are scifact's: its task instruction
     embedder = Embedder(preset, load_model(preset, "cpu"))
     return embedder.prompts(texts, is_query).inputs, embedder.encode(texts, is_query).embeddings
 
@@ -82,18 +82,14 @@ def e5_reference(text: str, is_query: bool):
 
 
 def qwen3_reference(text: str, is_query: bool):
-    """Qwen/Qwen3-Embedding model card: `Instruct: ...\\nQuery:` queries, <|endoftext|> appended, last token, L2."""
+    """Qwen/Qwen3-Embedding model card (its current code): `Instruct: ...\\nQuery:` queries, the tokenizer called
+    with max_length=8192 (it ends every text with <|endoftext|> itself), last token, L2."""
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained("Qwen/Qwen3-Embedding-0.6B", padding_side="left")
     model = AutoModel.from_pretrained("Qwen/Qwen3-Embedding-0.6B").eval()
-    eod_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     text = f"Instruct: {TASK}\nQuery:{text}" if is_query else text
-    batch = tokenizer([text], padding=False, truncation=True, max_length=8192 - 2)
-    for seq, att in zip(batch["input_ids"], batch["attention_mask"]):
-        seq.append(eod_id)
-        att.append(1)
-    batch = tokenizer.pad(batch, padding=True, return_tensors="pt")
+    batch = tokenizer([text], padding=True, truncation=True, max_length=8192, return_tensors="pt")
     out = model(**batch)
     return batch["input_ids"][0].tolist(), F.normalize(_last_token_pool(out.last_hidden_state, batch["attention_mask"]), p=2, dim=1)[0]
 
@@ -128,8 +124,9 @@ def llm2vec_reference(text: str, is_query: bool):
         text = " ".join(text.split()[:int(len(text.split()) * 400 / length)])
         length = len(tokenizer(text, truncation=True, max_length=512, add_special_tokens=False)["input_ids"])
     sentence = f"{instruction.strip()} !@#$%^&*(){text}" if instruction else f"!@#$%^&*(){text}"
-    # prepare_for_tokenization wraps (and strips) only a model whose config name is Mistral-7B-Instruct-v0.2; Nie et
-    # al.'s model.py loads "McGill-NLP/LLM2Vec-Mistral-7B-Instruct-v2-mntp", so the sentence goes in as it is.
+    # prepare_for_tokenization wraps (and strips) a model whose config name is Mistral-7B-Instruct-v0.2: the MNTP
+    # repository Nie et al.'s model.py loads is an adapter over that base, which from_pretrained loads under peft
+    sentence = "[INST] " + sentence.strip() + " [/INST]"
     parts = sentence.split("!@#$%^&*()")
     original = tokenizer(["".join(parts)], return_tensors="pt", truncation=True, max_length=512)
     n = len(tokenizer([parts[1]], add_special_tokens=False, truncation=True, max_length=512)["input_ids"][0])
@@ -281,7 +278,7 @@ def test_text_budget_counts_the_text_only(hub):
     assert prompts.inputs[0] == embedder.tokenizer("[", add_special_tokens=False)["input_ids"] + embedder.tokenizer(TEXTS[1], add_special_tokens=False)["input_ids"][:5] + embedder.tokenizer("]", add_special_tokens=False)["input_ids"]
 
 
-@pytest.mark.parametrize("name,limit", [("gritlm-7b", 512), ("e5-mistral-7b", 4096), ("qwen3-embedding-0.6b", 8191),
+@pytest.mark.parametrize("name,limit", [("gritlm-7b", 512), ("e5-mistral-7b", 4096), ("qwen3-embedding-0.6b", 8192),
                                         ("llm2vec-mistral-7b", 512), ("prompteol-opt-1.3b", 2048)])
 def test_whole_string_limits(hub, name, limit):
     """truncation=whole/llm2vec: the whole prompt (specials, instruction, appended token) stays within the limit
@@ -290,7 +287,7 @@ def test_whole_string_limits(hub, name, limit):
     from encoders.models import load_model
     from encoders.presets import PRESETS
 
-    embedder = Embedder(PRESETS[name], load_model(PRESETS[name], "cpu"))
+    embedder = Embedder(PRESETS[name].for_task("scifact"), load_model(PRESETS[name], "cpu"))
     long = HUGE  # past every limit; only the prompts are built here, no forward pass
     for is_query in (True, False):
         prompts = embedder.prompts([long, TEXTS[0]], is_query)
@@ -351,3 +348,67 @@ def test_stand_in_tokenizers_are_each_familys_own():
     for text, _ in vocabularies.references("gpt-2")[:10]:
         assert opt.encode(text) == [2] + [i + 4 for i in gpt2.encode(text)]
     assert len(vocabularies.family("gpt-j")) == 50_400 and len(vocabularies.family("qwen")) == 151_669
+
+
+def test_every_head_is_its_own_so_a_wrong_head_fails(hub):
+    """The stand-ins are seeded per repository: the three Mistral heads (E5's backbone, GritLM's own, LLM2Vec's
+    base) differ, so a preset that loaded another preset's head would fail the head test above."""
+    from encoders.models import load_model
+    from encoders.presets import PRESETS
+
+    heads = {name: load_model(PRESETS[name], "cpu").lm_head for name in ("e5-mistral-7b", "gritlm-7b", "llm2vec-mistral-7b")}
+    names = sorted(heads)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            assert heads[first].shape == heads[second].shape and not torch.equal(heads[first], heads[second])
+
+
+def test_two_datasets_are_encoded_with_two_instructions_and_two_manifests(hub, tmp_path, monkeypatch):
+    """As `make beir` runs them: each dataset's queries carry its own task instruction, and the encode manifest of
+    each dataset's embeddings records the prompts they were made with."""
+    import json
+
+    from pipeline.encode import encode_corpus
+    from plumbing.datasets import load_dataset
+    from plumbing.settings import DataSettings, ModelSettings
+
+    monkeypatch.setenv("KEYTOKENS_INDEXES", str(tmp_path / "indexes"))
+    source = load_dataset("scifact", "test", limit=2)
+    manifests = {}
+    for name in ("scifact", "fiqa"):
+        folder = tmp_path / name
+        (folder / "qrels").mkdir(parents=True)
+        (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": "", "text": doc.contents}) + "\n"
+                                                     for d, doc in list(source.corpus.items())[:3]))
+        (folder / "queries.jsonl").write_text("")
+        (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n")  # a corpus to encode, unjudged
+        data = DataSettings(name, "test", data_dir=str(folder))
+        model = ModelSettings("e5-mistral-7b", device="cpu", task=name)
+        embeddings = encode_corpus(data.load(), data, model)
+        manifests[name] = json.loads((embeddings / "manifest.json").read_text())
+        prompts = model.preset
+        assert prompts.query_instruction == f"Instruct: {task_instruction_of(name)}\nQuery: "
+    assert manifests["scifact"]["preset"]["query_instruction"] != manifests["fiqa"]["preset"]["query_instruction"]
+    assert TASK in manifests["scifact"]["preset"]["query_instruction"]
+
+
+def task_instruction_of(dataset: str) -> str:
+    from encoders.instructions import task_instruction
+
+    return task_instruction(dataset)
+
+
+def test_prompteol_cuts_inside_the_text_and_keeps_the_template_end(hub):
+    """Past the model's 2,048 positions (the authors' code never cuts) the prompt stays within them and still ends
+    with `means in one word:"`, the position whose state is the embedding."""
+    from encoders.embedder import Embedder
+    from encoders.models import load_model
+    from encoders.presets import PRESETS
+
+    preset = PRESETS["prompteol-llama-7b"]
+    embedder = Embedder(preset, load_model(preset, "cpu"))
+    prompts = embedder.prompts([HUGE, TEXTS[0]], is_query=False)
+    ending = prompts.inputs[1][-5:]  # `▁means ▁in ▁one ▁word :"` as an uncut prompt ends
+    assert embedder.tokenizer.decode(ending).strip() == 'means in one word:"'
+    assert len(prompts.inputs[0]) <= 2048 and prompts.truncated == [True, False]
+    assert prompts.inputs[0][-5:] == ending
