@@ -69,16 +69,26 @@ def produce_runs(needs: Needs, model: ModelSettings, levers: dict, m: int, searc
                      run_inputs(dataset, bm25.parent / "manifest.json", search)),
              _cached(lambda: run_dense(dataset, data, model, search), data.run_dir / f"{model.name}.dense.trec", search,
                      run_inputs(dataset, model.embeddings_dir(data) / "manifest.json", search))]
+    for variant, modes in leaderboard_variants(model, levers, quick):
+        paths += variant_runs(needs, model, variant, modes, m, search)
+    if not quick:
+        paths.append(splade_run(needs, model, levers, search))
+    return paths
+
+
+def leaderboard_variants(model: ModelSettings, levers: dict, quick: bool = False) -> list[tuple[Variant, tuple]]:
+    """The sparse variants of the leaderboard and their query modes: the default row takes the command line's
+    levers; every other experiment keeps its own fixed variant whatever the command line says (a row that equals
+    the default is not run twice)."""
     default = Variant.build(model.preset, **levers)
+    out = []
     for experiment in EXPERIMENTS:
         if quick and experiment.full_only:
             continue
         variant = default if experiment.levers is None else Variant.experiment(model.preset, experiment.levers)
         if experiment.levers is None or variant != default:
-            paths += variant_runs(needs, model, variant, experiment.modes, m, search)
-    if not quick:
-        paths.append(splade_run(needs, model, levers, search))
-    return paths
+            out.append((variant, experiment.modes))
+    return out
 
 
 def splade_run(needs: Needs, model: ModelSettings, levers: dict, search: SearchSettings) -> Path:

@@ -236,15 +236,23 @@ def retrieval_metadata(info: dict) -> tuple[list[dict], dict | None]:
     return [{k: v for k, v in component.items() if v is not None}], (LUCENE_ENGLISH if words else None)
 
 
-def data_metadata(dataset: str, split: str, model: str | None) -> dict:
-    """PRIMAD's data: the test collection (source, topics, qrels, ir_datasets id) and what the embedder trained on."""
+def data_metadata(dataset: str, split: str, model: str | None, read_from: str | None = None) -> dict:
+    """PRIMAD's data: the test collection (where it was read from, topics, qrels, ir_datasets id) and what the
+    embedder trained on. `read_from` is the run manifest's `data_source` (a local BEIR folder or ir_datasets);
+    the BEIR download is named as the collection's origin, not as the source, when a local folder was read."""
     from encoders.models import untagged
     from plumbing.datasets import ir_datasets_id
 
     archive = BEIR_SOURCE.format(name=dataset.split("/")[0])
     inside = f"{dataset}/"  # the zip's folder: scifact/, cqadupstack/android/
-    collection = {"name": f"beir/{dataset}", "split": split, "source": archive,
-                  "topics": f"{archive}#{inside}queries.jsonl", "qrels": f"{archive}#{inside}qrels/{split}.tsv"}
+    folder = _local_folder(read_from)
+    if folder is not None:
+        collection = {"name": f"beir/{dataset}", "split": split, "source": f"local BEIR folder {folder}",
+                      "origin": archive, "topics": str(folder / "queries.jsonl"),
+                      "qrels": str(folder / "qrels" / f"{split}.tsv")}
+    else:
+        collection = {"name": f"beir/{dataset}", "split": split, "source": archive,
+                      "topics": f"{archive}#{inside}queries.jsonl", "qrels": f"{archive}#{inside}qrels/{split}.tsv"}
     try:
         collection["ir_datasets"] = f"https://ir-datasets.com/beir#{ir_datasets_id(dataset, split)}"
     except InputError:  # a folder ir_datasets does not know: the field is left out
@@ -256,6 +264,19 @@ def data_metadata(dataset: str, split: str, model: str | None) -> dict:
         out["training data"] = [{"name": f"beir/{info['dataset']} train split ({', '.join(info.get('data', []))})",
                                  "source": BEIR_SOURCE.format(name=info["dataset"])}]
     return out
+
+
+def _local_folder(read_from: str | None) -> Path | None:
+    """The BEIR folder a dataset was read from (its `source`: a folder path, or `ir_datasets:<id>`, with
+    ` (limit=N)` for a slice); None for ir_datasets or an older run manifest without one."""
+    if not read_from or read_from.startswith("ir_datasets:"):
+        return None
+    return Path(read_from.split(" (limit=")[0])
+
+
+EVALUATION = {"measures": ["ndcg_cut_10", "recall_100", "recall_1000", "recip_rank (cut 10)"],
+              "reported measures": ["ndcg_cut_10"], "significance test": [{"name": "paired t-test",
+                                                                          "correction method": "none"}]}
 
 
 def ir_metadata(run_path: Path, dataset: str, split: str) -> dict:
@@ -274,12 +295,14 @@ def ir_metadata(run_path: Path, dataset: str, split: str) -> dict:
         "platform": platform_metadata(),
         "research goal": {"description": "aligned-token sparse retrieval from LLM embeddings (Nie et al., ACL 2025) "
                                          "against BM25, SPLADE and dense retrieval",
-                          "publication": "https://arxiv.org/abs/2406.17378"},
+                          "publication": "https://arxiv.org/abs/2406.17378",
+                          # every run of the leaderboard is judged against BM25 (repro_eval's filter_by_baseline)
+                          "evaluation": {**EVALUATION, "baseline": ["bm25"]}},
         "implementation": {"executable": {"cmd": info.get("command", "")}, "source": source},
         "method": {"automatic": True, "score ties": TIES, **({"indexing": indexing} if indexing else {}),
                    "retrieval": retrieval},
         "actor": {"team": "keytokens"},
-        "data": data_metadata(dataset, split, info.get("model")),
+        "data": data_metadata(dataset, split, info.get("model"), info.get("data_source")),
     }
 
 

@@ -150,7 +150,7 @@ def run_sparse(dataset: Dataset, data: DataSettings, model: ModelSettings, varia
         "kind": kind, "model": info["model"], "variant": folder.name, "query_mode": query.query, "qweight": query.qweight,
         "m": query.m if query.query == "aligned" else None, "k": info["settings"].get("k"), "index": str(folder / "lucene"),
         "llm_forward_per_query": query.query == "aligned" or source == "splade",
-        "inputs": run_inputs(dataset, folder / "lucene.manifest.json", search),
+        "data_source": dataset.source, "inputs": run_inputs(dataset, folder / "lucene.manifest.json", search),
         "timings": {"encode_seconds": round(encoded - started, 2), "search_seconds": round(time.time() - encoded, 2)}},
         search)
 
@@ -166,7 +166,7 @@ def run_dense(dataset: Dataset, data: DataSettings, model: ModelSettings, search
     return _save_run(data, f"{model.name}.dense", run, {
         "kind": "dense", "model": model.name, "variant": "faiss-flat-ip", "query_mode": "embedding",
         "llm_forward_per_query": True, "index_bytes": int(embeddings.nbytes),
-        "inputs": run_inputs(dataset, model.embeddings_dir(data) / "manifest.json", search),
+        "data_source": dataset.source, "inputs": run_inputs(dataset, model.embeddings_dir(data) / "manifest.json", search),
         "timings": {"encode_seconds": round(encoded - started, 2), "search_seconds": round(time.time() - encoded, 2)}},
         search)
 
@@ -177,7 +177,7 @@ def run_bm25(dataset: Dataset, data: DataSettings, search: SearchSettings, lucen
     run = BM25Index(lucene).search(dataset.queries, threads=search.threads)
     return _save_run(data, "bm25", run, {"kind": "bm25", "model": "bm25", "variant": "flat k1=0.9 b=0.4",
                                          "query_mode": "bag of words", "llm_forward_per_query": False,
-                                         "index": str(lucene), "inputs": run_inputs(dataset, lucene.parent / "manifest.json", search),
+                                         "index": str(lucene), "data_source": dataset.source, "inputs": run_inputs(dataset, lucene.parent / "manifest.json", search),
                                          "timings": {"search_seconds": round(time.time() - started, 2)}}, search)
 
 

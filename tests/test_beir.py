@@ -210,7 +210,16 @@ def test_ir_metadata_beside_runs_and_in_annotated_runs(suite, isolated_outputs):
     assert any(t.startswith("anserini==") for t in beside["platform"]["software"]["retrieval toolkit"])
     assert beside["method"]["retrieval"] == [{"name": "bm25", "method": "org.apache.lucene.search.similarities."
                                               "BM25Similarity", "k1": 0.9, "b": 0.4}]
-    assert {"source", "topics", "qrels", "ir_datasets"} <= set(beside["data"]["test collection"])
+    collection = beside["data"]["test collection"]
+    assert {"source", "topics", "qrels", "ir_datasets"} <= set(collection)
+    # the suite read a local BEIR folder: the metadata names it (the download is the origin, not the source)
+    assert collection["source"].startswith("local BEIR folder ") and Path(collection["qrels"]).is_file()
+    assert collection["origin"].endswith("/nfcorpus.zip")
+    goal = beside["research goal"]["evaluation"]
+    assert goal["baseline"] == ["bm25"] and "ndcg_cut_10" in goal["reported measures"]
+    # repro_eval's own filter finds every run judged against the bm25 run (it fails without an evaluation section)
+    runs = [str(p) for p in (folder / "exports" / "trec" / "nfcorpus").glob("*.trec")]
+    assert len(MetadataHandler.filter_by_baseline(str(annotated_path(folder)), runs)) == len(runs) > 1
     fused = next((isolated_outputs / "runs" / "nfcorpus").glob("fusion-rrf.*+bm25.trec"))
     fusion = yaml.safe_load(fused.with_name(f"{fused.stem}.ir_metadata.yml").read_text())["method"]["retrieval"]
     assert fusion[-1]["interpolates"] == [c["name"] for c in fusion[:-1]] and fusion[-1]["interpolates"][1] == "bm25"
@@ -218,6 +227,10 @@ def test_ir_metadata_beside_runs_and_in_annotated_runs(suite, isolated_outputs):
     assert MetadataHandler.read_metadata(str(annotated)) == beside
     stripped = MetadataHandler.strip_metadata(str(annotated))
     assert {q: dict(d) for q, d in stripped.items()} == read_trec(run)
+
+
+def annotated_path(folder: Path) -> Path:
+    return folder / "exports" / "trec" / "nfcorpus" / "bm25.trec"
 
 
 def test_cqadupstack_is_one_column_only_as_the_mean_of_all_forums():

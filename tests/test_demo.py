@@ -4,6 +4,9 @@ deleted) and retrained; and the `--limit` taste runs the whole loop to a leaderb
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from common import layout
 from pipeline.demo import ensure_trained, model_state, run_demo
@@ -52,6 +55,13 @@ def test_taste_runs_the_loop_to_the_key_figure(isolated_outputs, tmp_path, monke
     assert set(summary["stage_seconds"]) == {"train", "encode smollm2-ft-taste", "encode splade-tiny",
                                              "eval (indexes, runs, metrics)", "total"}
     assert summary["key_figure"][0].startswith("**The no-LLM sparse run (smollm2-ft-taste.")
-    leaderboard = (layout.runs_root() / "scifact-limit5" / "leaderboard.md").read_text()
+    folder = layout.runs_root() / "scifact-limit5"
+    leaderboard = (folder / "leaderboard.md").read_text()
     assert leaderboard.splitlines()[2] == summary["key_figure"][0]
+    # the figure's numbers are the scored runs' (read back from metrics.json), and its difference their difference
+    rows = {r["name"]: r["metrics"]["ndcg@10"] for r in json.loads((folder / "metrics.json").read_text())["runs"]}
+    found = re.search(r"scores ([0-9.]+): ([+-][0-9.]+) against BM25 \(([0-9.]+)\)", summary["key_figure"][0])
+    key = next(name for name in rows if summary["key_figure"][0].startswith(f"**The no-LLM sparse run ({name}:"))
+    assert float(found[1]) == rows[key] and float(found[3]) == rows["bm25"]
+    assert float(found[2]) == pytest.approx(rows[key] - rows["bm25"], abs=1e-4)
     assert "fine-tuned from smollm2" in leaderboard  # the trained embedder's rows say what it was trained on

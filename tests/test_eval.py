@@ -2,6 +2,10 @@
 against hand-computed values: tests/unit/test_metrics.py)."""
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 from ranx import Qrels, Run, evaluate
 
@@ -71,3 +75,52 @@ def test_bm25_matches_its_regression_value_on_a_slice():
     path = run_bm25(dataset, data, SearchSettings(), Needs(dataset, data).bm25())
     value = evaluate(Qrels.from_dict(dataset.qrels), Run.from_dict(read_trec(path)), "ndcg@10")
     assert value == pytest.approx(BM25_SLICE20_NDCG10, abs=5e-4)
+
+
+def _two_split_folder(folder, train, test, queries_each: int = 6, extra_docs: int = 20):
+    """A BEIR folder with a train and a test split, cut from scifact: each split's first queries, the documents
+    they judge, and some unjudged ones."""
+    import json
+
+    train_q, test_q = list(train.qrels)[:queries_each], list(test.qrels)[:queries_each]
+    docs = {d for q in train_q for d in train.qrels[q]} | {d for q in test_q for d in test.qrels[q]}
+    docs |= set(list(test.corpus)[:extra_docs])
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": test.corpus[d].title,
+                                                             "text": test.corpus[d].text}) + "\n" for d in sorted(docs)))
+    texts = {**{q: train.queries[q] for q in train_q}, **{q: test.queries[q] for q in test_q}}
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in texts.items()))
+    for split, data, ids in (("train", train, train_q), ("test", test, test_q)):
+        (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+            f"{q}\t{d}\t{g}\n" for q in ids for d, g in data.qrels[q].items()))
+    return set(train_q), set(test_q)
+
+
+def test_fusion_is_tuned_on_train_queries_and_qrels_only(tmp_path, monkeypatch):
+    """`make eval` on a collection with a train split tunes the wsum fusion weights with ranx's optimize_fusion:
+    every query id and every qrel it is given is the train split's, none of the test split's (the tuned weights
+    are then applied to the test runs)."""
+    import ranx
+
+    from pipeline.evaluate import main as evaluate_main
+    from plumbing.datasets import load_dataset
+
+    train_ids, test_ids = _two_split_folder(tmp_path / "twosplit", load_dataset("scifact", "train"),
+                                            load_dataset("scifact", "test"))
+    seen: list[tuple[set, set]] = []
+    real = ranx.optimize_fusion
+
+    def recording(qrels, runs, **kwargs):
+        seen.append((set(qrels.to_dict()), {q for run in runs for q in run.to_dict()}))
+        return real(qrels, runs, **kwargs)
+
+    monkeypatch.setattr(ranx, "optimize_fusion", recording)
+    evaluate_main(["--dataset", "twosplit", "--data-dir", str(tmp_path / "twosplit"), "--device", "cpu"])
+    assert len(seen) == 2  # with dense and with BM25
+    for qrels_ids, run_ids in seen:
+        assert qrels_ids == train_ids and run_ids <= train_ids and not (qrels_ids | run_ids) & test_ids
+    runs = Path(os.environ["KEYTOKENS_RUNS"]) / "twosplit"
+    tuned = [json.loads(p.read_text()) for p in runs.glob("fusion-wsum.*.json")]
+    assert len(tuned) == 2 and all(t["fusion"]["tuned on"] == "train" for t in tuned)
+    scored = {line.split()[0] for p in runs.glob("fusion-wsum.*.trec") for line in p.read_text().splitlines()}
+    assert scored <= test_ids  # the tuned weights were applied to the test runs

@@ -7,7 +7,7 @@ from common import layout
 from common.errors import InputError
 from encoders.pc1 import PC1Mode
 from encoders.presets import PRESETS
-from plumbing.runs import EXPERIMENTS, sparse_run_name
+from plumbing.runs import sparse_run_name
 from plumbing.settings import DataSettings, ModelSettings, QuerySettings, Variant
 
 SMOLLM2 = PRESETS["smollm2"]
@@ -32,9 +32,18 @@ def test_default_variant_and_its_folder_name():
 
 
 def test_experiments_ignore_the_command_line_levers():
-    paper = next(e for e in EXPERIMENTS if e.name == "paper-faithful")
-    assert Variant.experiment(SMOLLM2, paper.levers).name == "k128-logit-raw-all-pc1off"
-    assert [e.name for e in EXPERIMENTS][0] == "default" and not EXPERIMENTS[0].full_only
+    """With levers on the command line, the default row takes them and every other row keeps the variant its
+    experiment fixes: the paper's recipe stays K=128 logit weights, raw tokens, all vocabulary, PC1 kept (Nie et
+    al.'s settings, written out here), the controls stay controls."""
+    from pipeline.evaluate import leaderboard_variants
+    from plumbing.settings import ModelSettings
+
+    given = {"source": "aligned", "k": 32, "weighting": "softmax", "vocab": "text", "pc1": "remove", "terms": "tokens"}
+    rows = [variant for variant, _ in leaderboard_variants(ModelSettings("smollm2"), given)]
+    assert (rows[0].source, rows[0].k, rows[0].weighting) == ("aligned", 32, "softmax")  # the default row: the levers
+    paper = next(v for v in rows if v.name == "k128-logit-raw-all-pc1off")
+    assert (paper.k, paper.weighting, paper.normalize, paper.vocab, str(paper.pc1)) == (128, "logit", "off", "all", "off")
+    assert sum(v.source == "own" for v in rows) >= 2 and all(v.k != 32 for v in rows[1:] if v.source == "aligned")
 
 
 @pytest.mark.parametrize("levers, fragment", [
