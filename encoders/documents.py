@@ -109,7 +109,7 @@ def weighted_vectors(merged: list[dict[str, float]]) -> tuple[list[dict[str, int
 
 def local_alignment_score(vocab: Vocabulary, lm_head, tokens: list[np.ndarray]):
     """Score for pc1=auto: the local alignment rate of adjusted embeddings with their documents' own tokens."""
-    from encoders.alignment import measure
+    from encoders.alignment_rates import measure
 
     return lambda adjusted, rows: measure(vocab, adjusted, lm_head, [tokens[i] for i in rows])[0].local
 

@@ -6,11 +6,12 @@ appearance, so a rebuild gives the same ids), `docids.json` (point id -> documen
 shard with one named sparse vector `tok` per document (Qdrant's own Rust sparse index). The shard is built under
 a temporary name and renamed once its point count equals the collection's. With QDRANT_URL set (a user's server
 or cluster) the same points go to the collection `keytokens-<dataset>-<model>-<variant>` through qdrant-client.
-Search (`make eval engine=qdrant`): engines/retrieval.py's QdrantIndex, score = sum of query weight x document
+Search (`make eval engine=qdrant`): QdrantIndex below (engines/retrieval.py lists it among the engines), score = sum of query weight x document
 weight over shared terms, exactly Lucene's impact score.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -22,10 +23,45 @@ from common.errors import InputError
 from plumbing import cli
 from plumbing.artifacts import folder_lock, manifest, read_json, write_json
 from plumbing.collection import read_collection
-from plumbing.settings import DataSettings, ModelSettings, Variant
+from plumbing.runs import Run
+from plumbing.settings import DEPTH, DataSettings, ModelSettings, Variant
 
 VECTOR = "tok"
 BATCH = 1000
+
+
+class QdrantIndex:
+    """A Qdrant Edge shard of a variant (built below): the same integer impacts, Qdrant's sparse index.
+
+    Ties are ordered by collection row (the order Lucene indexed the documents in), so runs are deterministic."""
+
+    def __init__(self, folder: Path) -> None:
+        from qdrant_edge import EdgeShard
+
+        self.terms: dict[str, int] = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
+        self.doc_ids: list[str] = json.loads((folder / "docids.json").read_text(encoding="utf-8"))
+        self.shard = EdgeShard.load(str(folder / "shard"))
+
+    def search_one(self, query: dict[str, int], k: int = DEPTH) -> list[tuple[str, float]]:
+        from qdrant_edge import Query, QueryRequest, SparseVector
+
+        pairs = sorted((self.terms[t], float(w)) for t, w in query.items() if t in self.terms)
+        if not pairs:
+            return []
+        vector = SparseVector(indices=[i for i, _ in pairs], values=[w for _, w in pairs])
+        # Ties ordered as Lucene orders them (score, then the external id's UTF-8 bytes), so both engines give the
+        # same ranking, not only the same metrics; twice the depth is fetched so ties at the cut are rarely cut apart.
+        hits = self.shard.query(QueryRequest(limit=2 * k, query=Query.Nearest(vector, using="tok")))
+        ranked = sorted(((self.doc_ids[int(p.id)], float(p.score)) for p in hits),
+                        key=lambda hit: (-hit[1], hit[0].encode("utf-8")))
+        return ranked[:k]
+
+    def search(self, queries: dict[str, dict[str, int]], k: int = DEPTH, threads: int = 1) -> Run:
+        return {qid: self.search_one(terms, k) for qid, terms in queries.items()}
+
+    def close(self) -> None:
+        self.shard.close()
+
 
 
 def qdrant_dir(variant_folder: Path) -> Path:

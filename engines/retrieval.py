@@ -16,6 +16,7 @@ from common.errors import InputError
 from common.jvm import autoclass, lean_available, start_jvm
 from encoders.documents import BM25_B, BM25_K1
 from encoders.queries import l2_normalise
+from engines.qdrant import QdrantIndex
 from plumbing.runs import Run
 from plumbing.settings import DEPTH
 
@@ -89,41 +90,6 @@ def impact_search(location: Path, queries: dict[str, dict[str, int]], k: int = D
         return index.search(queries, k, threads)
     finally:
         index.close()
-
-
-class QdrantIndex:
-    """A Qdrant Edge shard of a variant (engines/qdrant.py): the same integer impacts, Qdrant's sparse index.
-
-    Ties are ordered by collection row (the order Lucene indexed the documents in), so runs are deterministic."""
-
-    def __init__(self, folder: Path) -> None:
-        import json
-
-        from qdrant_edge import EdgeShard
-
-        self.terms: dict[str, int] = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
-        self.doc_ids: list[str] = json.loads((folder / "docids.json").read_text(encoding="utf-8"))
-        self.shard = EdgeShard.load(str(folder / "shard"))
-
-    def search_one(self, query: dict[str, int], k: int = DEPTH) -> list[tuple[str, float]]:
-        from qdrant_edge import Query, QueryRequest, SparseVector
-
-        pairs = sorted((self.terms[t], float(w)) for t, w in query.items() if t in self.terms)
-        if not pairs:
-            return []
-        vector = SparseVector(indices=[i for i, _ in pairs], values=[w for _, w in pairs])
-        # Ties ordered as Lucene orders them (score, then the external id's UTF-8 bytes), so both engines give the
-        # same ranking, not only the same metrics; twice the depth is fetched so ties at the cut are rarely cut apart.
-        hits = self.shard.query(QueryRequest(limit=2 * k, query=Query.Nearest(vector, using="tok")))
-        ranked = sorted(((self.doc_ids[int(p.id)], float(p.score)) for p in hits),
-                        key=lambda hit: (-hit[1], hit[0].encode("utf-8")))
-        return ranked[:k]
-
-    def search(self, queries: dict[str, dict[str, int]], k: int = DEPTH, threads: int = 1) -> Run:
-        return {qid: self.search_one(terms, k) for qid, terms in queries.items()}
-
-    def close(self) -> None:
-        self.shard.close()
 
 
 class BM25Index(LeanLucene):

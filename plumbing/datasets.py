@@ -5,7 +5,7 @@ Resolution order (first hit wins): an explicit `data_dir`, then `<BEIR_DIR>/<dat
 sets with a single split). Broken files are refused with one line naming file and line; odd but valid content
 (BOM, CRLF, empty fields, any script) is kept as is.
 
-Its CLI, `python -m pipeline.datasets --dataset scifact [--split test] [--limit N]`, prints what was found.
+Its CLI, `python -m pipeline.inspect_dataset --dataset scifact [--split test] [--limit N]`, prints what was found.
 """
 from __future__ import annotations
 
@@ -238,7 +238,7 @@ def load_ir_datasets(name: str, split: str) -> Dataset:
         _drop_empty_downloads(ds_id)
         raise InputError(f"ir_datasets could not provide {ds_id} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                          f"without network, pass data_dir=<BEIR folder> or BEIR_DIR, or seed its cache "
-                         f"(python -m pipeline.datasets --seed-ir-datasets <BEIR folder>)") from None
+                         f"(python -m pipeline.inspect_dataset --seed-ir-datasets <BEIR folder>)") from None
     dataset = Dataset(name, split, f"ir_datasets:{ds_id}", corpus, queries, qrels)
     _drop_unknown(dataset)
     return check_usable(dataset, f"ir_datasets {ds_id} docs", f"ir_datasets {ds_id} qrels",

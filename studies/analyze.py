@@ -24,7 +24,7 @@ import torch
 
 from common.errors import InputError
 from encoders import pc1
-from encoders.alignment import measure
+from encoders.alignment_rates import measure
 from encoders.embedder import Embedder
 from encoders.models import load_model
 from encoders.presets import Preset, resolve_preset

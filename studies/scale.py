@@ -166,7 +166,7 @@ def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int, engi
 def qdrant_engine(work: Path, queries: list[dict[str, int]]):
     """The same impacts in a Qdrant Edge shard (exact): build stats, hits and per-query seconds."""
     from engines.qdrant import build_edge_shard, build_points
-    from engines.retrieval import QdrantIndex
+    from engines.qdrant import QdrantIndex
     from studies.bench import timed_search
 
     started = time.time()

@@ -40,7 +40,7 @@ def test_limit_larger_than_corpus_keeps_everything():
 def test_ir_datasets_path_offline(tmp_path):
     """The real ir_datasets loader (its home is read at import, hence a subprocess), cache seeded from the BEIR folder."""
     env = {"PATH": "/usr/bin:/bin", "IR_DATASETS_HOME": str(tmp_path / "ird")}
-    result = subprocess.run([sys.executable, "-m", "pipeline.datasets", "--dataset", "scifact", "--seed-ir-datasets",
+    result = subprocess.run([sys.executable, "-m", "pipeline.inspect_dataset", "--dataset", "scifact", "--seed-ir-datasets",
                              str(beir_dir() / "scifact")], cwd=REPO, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "scifact/test from ir_datasets:beir/scifact/test: 5,183 docs, 300 queries, 339 qrels" in result.stdout
@@ -52,7 +52,7 @@ def test_failed_ir_datasets_download_is_one_line_and_leaves_no_empty_file(tmp_pa
     ir_datasets' cache that a later run would take as the data."""
     env = {"PATH": "/usr/bin:/bin", "IR_DATASETS_HOME": str(tmp_path / "ird"), "HTTPS_PROXY": "http://127.0.0.1:9",
            "HTTP_PROXY": "http://127.0.0.1:9"}
-    result = subprocess.run([sys.executable, "-m", "pipeline.datasets", "--dataset", "nfcorpus"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "pipeline.inspect_dataset", "--dataset", "nfcorpus"], cwd=REPO,
                             capture_output=True, text=True, env=env)
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: ir_datasets could not")
     assert not [p for p in (tmp_path / "ird").rglob("*") if p.is_file() and p.stat().st_size == 0]
@@ -106,7 +106,7 @@ def test_missing_file_names_it(tmp_path):
 
 
 def test_cli_unknown_dataset_is_one_line_and_nonzero(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "pipeline.datasets", "--dataset", "no-such-set"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "pipeline.inspect_dataset", "--dataset", "no-such-set"], cwd=REPO,
                             capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "IR_DATASETS_HOME": str(tmp_path)})
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
@@ -114,7 +114,7 @@ def test_cli_unknown_dataset_is_one_line_and_nonzero(tmp_path):
 
 
 def test_cli_help_describes_options():
-    result = subprocess.run([sys.executable, "-m", "pipeline.datasets", "--help"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "pipeline.inspect_dataset", "--help"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0
     for option in ("--dataset", "--split", "--data-dir", "--beir-dir", "--limit"):
         assert option in result.stdout

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from encoders import pc1
 from encoders.aligned import MAX_WEIGHT, quantize
-from encoders.alignment import alignment_from_lists
+from encoders.alignment_rates import alignment_from_lists
 
 
 def test_alignment_metrics_known_answers():

@@ -1,7 +1,7 @@
 """Look at a dataset before running anything on it: what the one dataset reader (plumbing/datasets.py) finds.
 
-    python -m pipeline.datasets --dataset scifact [--split test] [--limit N]
-    python -m pipeline.datasets --dataset scifact --seed-ir-datasets BEIR_FOLDER   (offline: fill ir_datasets' cache)
+    python -m pipeline.inspect_dataset --dataset scifact [--split test] [--limit N]
+    python -m pipeline.inspect_dataset --dataset scifact --seed-ir-datasets BEIR_FOLDER   (offline: fill ir_datasets' cache)
 
 Prints the counts, the source it was read from and any notes (e.g. queries without judgements dropped).
 """
@@ -14,7 +14,7 @@ from plumbing.datasets import load_ir_datasets, seed_ir_datasets_cache, slice_da
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.stage_parser("pipeline.datasets", __doc__, cli.dataset_options)
+    parser = cli.stage_parser("pipeline.inspect_dataset", __doc__, cli.dataset_options)
     parser.add_argument("--seed-ir-datasets", metavar="BEIR_FOLDER", default=None,
                         help="zip this BEIR folder into ir_datasets' cache ($IR_DATASETS_HOME) as --dataset, then load through ir_datasets")
     args = parser.parse_args(argv)
