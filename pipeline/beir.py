@@ -12,7 +12,7 @@ all 12 forums (a partial set is named so and left out of the mean).
 
 Outputs under runs/beir/<model>/: suite.json, suite.md (rows = systems, columns = datasets, last column the mean
 over the datasets every row has; Pyserini's published 2CR rows beside ours; sparse/dense ratios), suite.png, and
-exports/: MTEB TaskResult JSONs, 2cr.yaml, ir-metadata YAMLs and annotated runs (pipeline/exports.py).
+exports/: MTEB TaskResult JSONs, 2cr.yaml, ir-metadata YAMLs and annotated runs (plumbing/exports.py).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from common import layout
 from common.errors import InputError
-from pipeline import exports
+from plumbing import exports
 from pipeline.evaluate import default_sparse_run, evaluate
 from plumbing import cli
 from plumbing.artifacts import manifest, read_json, write_json, write_text

@@ -7,7 +7,7 @@ own tokens, uniform and BM25-tf weights) and the hybrid (the control's BM25-tf s
 fusions (the weight tuned on the train split, never on test). ranx gives nDCG@10, R@100, R@1000, MRR@10 and a
 paired t-test against the dense run. The key figure, printed first: sparse/dense nDCG@10 per query mode.
 
-Outputs: runs/<dataset>/metrics.json, runs/<dataset>/leaderboard.md (see pipeline/report.py).
+Outputs: runs/<dataset>/metrics.json, runs/<dataset>/leaderboard.md (see plumbing/leaderboard.py).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from common import layout
 from common.errors import InputError
 from pipeline.needs import Needs
-from pipeline.report import key_figure, write_reports
+from plumbing.leaderboard import key_figure, write_reports
 from pipeline.search import run_bm25, run_dense, run_inputs, run_sparse
 from plumbing import cli
 from plumbing.artifacts import read_json, versions, write_json

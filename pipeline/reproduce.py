@@ -16,7 +16,7 @@ from pathlib import Path
 from common.errors import InputError
 from pipeline.beir import split_of
 from pipeline.evaluate import evaluate
-from pipeline.exports import from_two_cr_name
+from plumbing.exports import from_two_cr_name
 from plumbing import cli
 from plumbing.settings import DataSettings
 

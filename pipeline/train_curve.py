@@ -22,7 +22,7 @@ from encoders.queries import TokenQueryEncoder
 from encoders.vocab import Vocabulary
 from encoders.words import WordVocabulary
 from engines.retrieval import DenseIndex, impact_search
-from pipeline.index import build_lucene
+from engines.lucene import build_lucene
 from plumbing.artifacts import read_json
 from plumbing.collection import write_collection
 from plumbing.datasets import Dataset

@@ -49,7 +49,7 @@ def encode_job(spec: dict) -> dict:
 
 
 def index_job(spec: dict) -> dict:
-    from pipeline.index import build_lucene
+    from engines.lucene import build_lucene
 
     stats = build_lucene(Path(spec["collection"]), Path(spec["out"]), impact=True, threads=spec["threads"])
     return {"documents": stats.get("documents"), "seconds": stats["seconds"], "docs_per_second": stats["docs_per_second"],

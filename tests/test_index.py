@@ -6,7 +6,8 @@ import json
 import numpy as np
 
 from pipeline.encode import encode_corpus
-from pipeline.index import index_variant, lucene_doc_count
+from engines.lucene import lucene_doc_count
+from pipeline.index import index_variant
 from pipeline.project import project
 from plumbing.shards import shard_paths
 from tests.conftest import slice_data, slice_model, variant

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from encoders.vocab import escape_term
 from pipeline.encode import encode_corpus
-from pipeline.index import build_lucene, index_variant, lucene_doc_count
+from engines.lucene import build_lucene, lucene_doc_count
+from pipeline.index import index_variant
 from pipeline.search import impact_search, run_sparse
 from plumbing.artifacts import folder_lock
 from plumbing.collection import EMPTY_TERM
@@ -221,7 +222,7 @@ def test_ctrl_c_during_a_lucene_build_says_so_and_leaves_no_half_index(tmp_path)
             handle.write(json.dumps({"id": f"d{number}", "contents": "",
                                      "vector": {f"t{number % 5000}": 3, f"u{number % 733}": 2, "all": 1}}) + "\n")
     index = tmp_path / "lucene"
-    code = ("import sys; from pathlib import Path; from plumbing.cli import cli_main; from pipeline.index import build_lucene; "
+    code = ("import sys; from pathlib import Path; from plumbing.cli import cli_main; from engines.lucene import build_lucene; "
             f"cli_main(lambda argv: build_lucene(Path({str(collection)!r}), Path({str(index)!r}), True) and 0)")
     child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
