@@ -232,7 +232,7 @@ def test_two_cr_command_runs_as_written_and_gives_its_numbers(suite, suite_beir,
 
 
 def test_ir_metadata_beside_runs_and_in_annotated_runs(suite, isolated_outputs):
-    from repro_eval.metadata import MetadataHandler
+    from repro_eval.metadata import MetadataAnalyzer, MetadataHandler
 
     from plumbing.runs import read_trec
 
@@ -255,7 +255,7 @@ def test_ir_metadata_beside_runs_and_in_annotated_runs(suite, isolated_outputs):
     assert goal["baseline"] == ["bm25"] and "ndcg_cut_10" in goal["reported measures"]
     # repro_eval's own filter finds every run judged against the bm25 run (it fails without an evaluation section)
     runs = [str(p) for p in (folder / "exports" / "trec" / "nfcorpus").glob("*.trec")]
-    assert len(MetadataHandler.filter_by_baseline(str(annotated_path(folder)), runs)) == len(runs) > 1
+    assert len(MetadataAnalyzer.filter_by_baseline(str(annotated_path(folder)), runs)) == len(runs) > 1
     fused = next((isolated_outputs / "runs" / "nfcorpus").glob("fusion-rrf.*+bm25.trec"))
     fusion = yaml.safe_load(fused.with_name(f"{fused.stem}.ir_metadata.yml").read_text())["method"]["retrieval"]
     assert fusion[-1]["interpolates"] == [c["name"] for c in fusion[:-1]] and fusion[-1]["interpolates"][1] == "bm25"
