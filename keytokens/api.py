@@ -80,18 +80,26 @@ def index(name: str = "scifact", *, model: str = "smollm2", limit: int | None = 
     """Encode (resumable, reused when done), project and index a dataset, as `make index` does; returns the Index.
     `levers`: source=, terms=, k=, weighting=, normalize=, vocab=, pc1= (see `make help`); `verbose` prints the
     stages' lines."""
-    from pipeline.encode import encode_corpus
     from pipeline.index import index_variant
-    from plumbing.settings import DataSettings, ModelSettings, Variant
+    from plumbing.settings import DataSettings
 
-    data = DataSettings(name, "test", limit, data_dir)
-    settings = ModelSettings(model, device=device, dtype=dtype, task=name)
+    lucene, variant = _through_stages(DataSettings(name, "test", limit, data_dir), model, dtype, device, verbose,
+                                      levers, index_variant)
+    return Index(lucene.parent, model, dtype, variant.name, name)
+
+
+def _through_stages(data, model: str, dtype: str, device: str, verbose: bool, levers: dict, last):
+    """Encode the dataset (resumable, reused when done), then run `last(data, model settings, variant)` (project, or
+    project and index); the variant is checked before any model loads. Returns what `last` returned, and the variant."""
+    from pipeline.encode import encode_corpus
+    from plumbing.settings import ModelSettings, Variant
+
+    settings = ModelSettings(model, device=device, dtype=dtype, task=data.name)
     Variant.refuse_unused(settings.preset, levers)
     variant = Variant.build(settings.preset, **levers)
     with _stage_lines(verbose):
         encode_corpus(data.load(), data, settings)
-        lucene = index_variant(data, settings, variant)
-    return Index(lucene.parent, model, dtype, variant.name, name)
+        return last(data, settings, variant), variant
 
 
 def bm25(name: str = "scifact", *, limit: int | None = None, data_dir: str | None = None) -> Index:
@@ -140,19 +148,13 @@ def encode(texts: Mapping[str, str] | Iterable[str], *, name: str = "texts", mod
     >>> "brain" in weights["0"] and all(isinstance(w, int) and w > 0 for w in weights["0"].values())
     True
     """
-    from pipeline.encode import encode_corpus
     from pipeline.project import project
     from plumbing.collection import collection_vectors
-    from plumbing.settings import DataSettings, ModelSettings, Variant
+    from plumbing.settings import DataSettings
 
     pairs = texts.items() if isinstance(texts, Mapping) else ((str(i), t) for i, t in enumerate(texts))
     data = DataSettings(name, "test", None, _documents_folder(pairs, name))
-    settings = ModelSettings(model, device=device, dtype=dtype, task=name)
-    Variant.refuse_unused(settings.preset, levers)
-    variant = Variant.build(settings.preset, **levers)
-    with _stage_lines(verbose):
-        encode_corpus(data.load(), data, settings)
-        folder = project(data, settings, variant)
+    folder, _ = _through_stages(data, model, dtype, device, verbose, levers, project)
     return collection_vectors(folder / "collection")
 
 
