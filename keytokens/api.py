@@ -161,7 +161,7 @@ def encode(texts: Mapping[str, str] | Iterable[str], *, name: str = "texts", mod
 def query_encoder(built: Index, query: str = "tokens"):
     """The index's query encoder: `encode(text) -> {term: int}`. `tokens` (default): the query's analyzed words x
     idf, no LLM; `aligned`: plus the query embedding's top aligned tokens (one LLM forward)."""
-    from pipeline.search import query_encoder as variant_query_encoder
+    from plumbing.index_queries import query_encoder as variant_query_encoder
     from plumbing.artifacts import read_json
     from plumbing.settings import ModelSettings, QuerySettings
 

@@ -61,7 +61,7 @@ def write_bulk(out: Path, engine: str, index_name: str, documents, queries: dict
 
 def export(data: DataSettings, model: ModelSettings, variant: Variant, engine: str) -> Path:
     """The variant's collection and its `query=tokens` queries as bulk files for one engine."""
-    from pipeline.search import encode_queries
+    from plumbing.index_queries import encode_queries
 
     folder = variant.dir(data, model)
     info = read_json(folder / "manifest.json", "collection manifest (run `make index` first)")

@@ -94,7 +94,7 @@ def hybrid_scores(needs, model: ModelSettings, queries: list[str], doc_ids: list
     from scipy.sparse import csr_matrix
 
     from plumbing.collection import read_collection
-    from pipeline.search import sparse_index, token_encoder
+    from plumbing.index_queries import sparse_index, token_encoder
 
     variant = Variant.build(model.preset)
     needs.sparse_index(model, variant)
@@ -225,7 +225,7 @@ def student_state(data: DataSettings, model: ModelSettings, settings: DistilSett
 def distil(data: DataSettings, model: ModelSettings, settings: DistilSettings) -> Path:
     """Teacher on train queries -> student from stored embeddings -> `models/<embedder>/student/`."""
     from pipeline.needs import Needs
-    from pipeline.train import split_dev
+    from plumbing.datasets import split_dev
 
     if model.preset.kind != "decoder":
         raise InputError(f"model={model.model}: distillation reads an LLM embedder's embeddings and LM head")

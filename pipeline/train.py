@@ -38,7 +38,7 @@ from encoders.models import LoadedModel, load_model
 from encoders.presets import Preset
 from plumbing import cli
 from plumbing.artifacts import folder_lock, manifest, write_bytes_with, write_json
-from plumbing.datasets import Dataset
+from plumbing.datasets import Dataset, split_dev
 from plumbing.model_card import write_model_card
 from plumbing.settings import DataSettings, ModelSettings
 
@@ -115,14 +115,6 @@ def check_numbers(settings: TrainSettings) -> None:
                   if getattr(settings, name) != getattr(defaults, name)]
         if unused:
             raise InputError(f"{', '.join(unused)}: not used by objective=dense; add objective=joint or drop them")
-
-
-def split_dev(train: Dataset, n_dev: int, seed: int) -> tuple[list[str], list[str]]:
-    """Train query ids -> (trained on, held out for the learning curve); seeded, so every run holds out the same."""
-    ids = sorted(q for q in train.queries if any(r > 0 for r in train.qrels.get(q, {}).values()))
-    rng = np.random.default_rng(seed)
-    held = set(rng.choice(ids, size=min(n_dev, len(ids) // 5), replace=False).tolist()) if n_dev else set()
-    return [q for q in ids if q not in held], sorted(held)
 
 
 def training_pairs(train: Dataset, sources: tuple[str, ...], query_ids: list[str],

@@ -307,3 +307,14 @@ def seed_ir_datasets_cache(beir_folder: Path, name: str, home: Path | None = Non
                 archive.write(path, f"{name}/{path.relative_to(beir_folder).as_posix()}")
     tmp.replace(target)
     return target
+
+
+def split_dev(train: Dataset, n_dev: int, seed: int) -> tuple[list[str], list[str]]:
+    """Train query ids -> (trained on, held out as the dev split); seeded, so `make train`, `make distil` and the
+    studies hold out the same queries: an embedder and a student are chosen on queries neither was trained on."""
+    import numpy as np
+
+    ids = sorted(q for q in train.queries if any(r > 0 for r in train.qrels.get(q, {}).values()))
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(ids, size=min(n_dev, len(ids) // 5), replace=False).tolist()) if n_dev else set()
+    return [q for q in ids if q not in held], sorted(held)

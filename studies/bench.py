@@ -37,7 +37,7 @@ from encoders.models import load_model
 from encoders.vocab import Vocabulary
 from engines.retrieval import BM25Index, DenseIndex, ImpactIndex
 from pipeline.evaluate import SPLADE_MODEL
-from pipeline.search import SpladeQueryEncoder, query_encoder, token_encoder
+from plumbing.index_queries import SpladeQueryEncoder, query_encoder, token_encoder
 from plumbing import cli
 from plumbing.artifacts import read_json, write_json, write_text
 from plumbing.settings import DEFAULT_K, DataSettings, ModelSettings, QuerySettings, Variant

@@ -67,7 +67,7 @@ def teacher_gap(data: DataSettings, model: ModelSettings, dev_count: int = 60, s
     from encoders.models import load_model
     from pipeline.distil import build_teacher, ndcg_of, top_normalised
     from pipeline.needs import Needs
-    from pipeline.train import split_dev
+    from plumbing.datasets import split_dev
     from plumbing.shards import load_shards
 
     claim_cores()

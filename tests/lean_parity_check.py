@@ -15,7 +15,7 @@ import sys
 from common import layout
 from common.jvm import autoclass
 from engines.retrieval import BM25Index, ImpactIndex
-from pipeline.search import token_encoder
+from plumbing.index_queries import token_encoder
 from plumbing.artifacts import read_json
 from plumbing.datasets import load_dataset
 

@@ -95,7 +95,8 @@ def test_index_holds_what_the_student_scores(sliced, corpus, isolated_outputs, t
     and the student's weights quantized with the collection's scale; the queries use BM25's df of own words."""
     from encoders.aligned import quantize
     from pipeline.index import index_variant
-    from pipeline.search import query_encoder, run_sparse, sparse_index
+    from pipeline.search import run_sparse
+    from plumbing.index_queries import query_encoder, sparse_index
     from plumbing.artifacts import manifest, read_json, write_json
     from plumbing.runs import read_trec
     from plumbing.settings import QuerySettings, SearchSettings

@@ -80,7 +80,7 @@ def test_pisa_gives_lucenes_scores_on_a_real_collection(embeddings, tmp_path):
     from engines.pisa import PisaIndex, build_pisa
     from engines.retrieval import ImpactIndex
     from pipeline.index import index_variant
-    from pipeline.search import token_encoder
+    from plumbing.index_queries import token_encoder
     from plumbing.datasets import load_dataset
 
     lucene = index_variant(slice_data(), slice_model(), variant())

@@ -11,7 +11,7 @@ def test_impact_hits_and_scores_are_anserinis(embeddings):
     from common.jvm import autoclass
     from engines.retrieval import ImpactIndex
     from pipeline.index import index_variant
-    from pipeline.search import token_encoder
+    from plumbing.index_queries import token_encoder
     from plumbing.datasets import load_dataset
 
     lucene = index_variant(slice_data(), slice_model(), variant())

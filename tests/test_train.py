@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 from pipeline.train import batch_at, info_nce
 from pipeline.train import main as train_main
-from pipeline.train import split_dev, training_pairs
+from pipeline.train import training_pairs
+from plumbing.datasets import split_dev
 
 TINY = ["--dataset", "scifact", "--batch", "4", "--query-max-length", "16", "--doc-max-length", "32",
         "--eval-every", "0", "--device", "cpu"]
