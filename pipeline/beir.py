@@ -25,10 +25,10 @@ import numpy as np
 
 from common import layout
 from common.errors import InputError
-from plumbing import exports
 from pipeline.evaluate import default_sparse_run, evaluate
-from plumbing import cli
+from plumbing import cli, exports
 from plumbing.artifacts import manifest, read_json, write_json, write_text
+from plumbing.datasets import evaluation_split
 from plumbing.published import pyserini_version, two_cr_scores
 from plumbing.settings import DataSettings, ModelSettings, SearchSettings, Variant
 
@@ -50,10 +50,6 @@ def expand(spec: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def split_of(dataset: str) -> str:
-    return "dev" if dataset == "msmarco" else "test"
-
-
 def column_of(dataset: str) -> str:
     return "cqadupstack" if dataset.startswith("cqadupstack/") else dataset
 
@@ -71,7 +67,7 @@ def run_suite(names: list[str], model: ModelSettings, levers: dict, m: int, sear
     out = suite_dir(model, limit) / "exports"
     main_systems = [f"{model.name}.dense", default_sparse_run(model, Variant.build(model.preset, **levers))]
     for number, name in enumerate(names, start=1):
-        data = DataSettings(name, split_of(name), limit=limit, beir_dir=beir_dir)
+        data = DataSettings(name, evaluation_split(name), limit=limit, beir_dir=beir_dir)
         model = replace(model, task=name)  # each dataset's own task instruction (encoders/instructions.py)
         done = data.run_dir / "metrics.json"
         print(f"[{number}/{len(names)}] {name} ({data.split})", flush=True)
@@ -213,7 +209,7 @@ def write_suite(names: list[str], status: dict[str, dict], model: ModelSettings,
                                        next((r for r in table["rows"] if r.startswith("splade-pp-ed")), "")])
     exports.write_two_cr(folder / "exports" / "2cr.yaml", results, flags or ["--model", model.model])
     for dataset, metrics in results.items():
-        data = DataSettings(dataset, split_of(dataset), limit=limit)
+        data = DataSettings(dataset, evaluation_split(dataset), limit=limit)
         for row in metrics["runs"]:
             run = data.run_dir / f"{row['name']}.trec"
             if run.exists() and run.with_suffix(".json").exists():

@@ -14,16 +14,16 @@ import shutil
 from pathlib import Path
 
 from common.errors import InputError
-from pipeline.beir import split_of
 from pipeline.evaluate import evaluate
-from plumbing.exports import from_two_cr_name
 from plumbing import cli
+from plumbing.datasets import evaluation_split
+from plumbing.exports import from_two_cr_name
 from plumbing.settings import DataSettings
 
 
 def reproduce(dataset: str, run: str, output: Path, data_limit: int | None, **evaluate_args) -> Path:
     name = from_two_cr_name(dataset)
-    data = DataSettings(name, split_of(name), limit=data_limit)
+    data = DataSettings(name, evaluation_split(name), limit=data_limit)
     evaluate(data, **evaluate_args)
     made = data.run_dir / f"{run}.trec"
     if not made.is_file():

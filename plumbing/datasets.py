@@ -318,3 +318,8 @@ def split_dev(train: Dataset, n_dev: int, seed: int) -> tuple[list[str], list[st
     rng = np.random.default_rng(seed)
     held = set(rng.choice(ids, size=min(n_dev, len(ids) // 5), replace=False).tolist()) if n_dev else set()
     return [q for q in ids if q not in held], sorted(held)
+
+
+def evaluation_split(dataset: str) -> str:
+    """The split BEIR evaluates a dataset on: msmarco's dev, every other dataset's test."""
+    return "dev" if dataset == "msmarco" else "test"
