@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from common import layout
 from plumbing.artifacts import read_json, write_text
 
@@ -17,19 +19,15 @@ LICENSES = {"smollm2": "apache-2.0", "gemma3": "gemma"}  # the base models' own 
 BASE_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct", "gemma3": "google/gemma-3-270m"}
 
 
-def _yaml_list(items: list[str]) -> str:
-    return "[" + ", ".join(items) + "]"
-
-
 def full_results(name: str) -> list[dict]:
     """The leaderboards of full collections (no `limit=`) evaluated with this model, any dtype."""
+    from encoders.models import untagged
+
     found = []
     for path in sorted(layout.runs_root().glob("*/metrics.json")):
         metrics = read_json(path, "leaderboard metrics")
-        model = str(metrics.get("model", ""))
-        if path.parent.name.count("-limit") or model.split("-bf16")[0].split("-fp16")[0] != name:
-            continue
-        found.append(metrics)
+        if "-limit" not in path.parent.name and untagged(str(metrics.get("model", ""))) == name:
+            found.append(metrics)
     return found
 
 
@@ -50,20 +48,15 @@ def card_text(folder: Path) -> str:
     name, base, dataset = info["name"], info["base_model"], info["dataset"]
     student_files = sorted(folder.glob("student*/manifest.json"))
     results = full_results(name)
-    front = ["---", f"base_model: {BASE_IDS.get(base, info['base_source'])}", f"datasets: {_yaml_list([f'BeIR/{dataset}'])}",
-             "language: [en]", "library_name: transformers", f"license: {LICENSES.get(base, 'other')}",
-             "pipeline_tag: feature-extraction",
-             "tags: [keytokens, sparse-retrieval, learned-sparse, aligned-tokens, lucene, beir]"]
+    front = {"base_model": BASE_IDS.get(base, info["base_source"]), "datasets": [f"BeIR/{dataset}"], "language": ["en"],
+             "library_name": "transformers", "license": LICENSES.get(base, "other"), "pipeline_tag": "feature-extraction",
+             "tags": ["keytokens", "sparse-retrieval", "learned-sparse", "aligned-tokens", "lucene", "beir"]}
     if results:
-        front.append("model-index:")
-        front.append(f"- name: {name}")
-        front.append("  results:")
-        for metrics in results:
-            front += ["  - task: {type: retrieval}",
-                      f"    dataset: {{type: BeIR/{metrics['dataset']}, name: {metrics['dataset']}, split: {metrics['split']}}}",
-                      "    metrics:"]
-            front += [f"    - {{type: ndcg_at_10, value: {score}, name: \"{what}\"}}" for what, _, score in _rows(metrics)]
-    front.append("---")
+        front["model-index"] = [{"name": name, "results": [
+            {"task": {"type": "retrieval"},
+             "dataset": {"type": f"BeIR/{m['dataset']}", "name": m["dataset"], "split": m["split"]},
+             "metrics": [{"type": "ndcg_at_10", "value": score, "name": what} for what, _, score in _rows(m)]}
+            for m in results]}]
     body = [f"# {name}", "",
             f"An embedder fine-tuned by keytokens from `{base}` (`{info['base_source']}`). Its pooled embedding, "
             "multiplied by the backbone's LM head, ranks the vocabulary; the top words are the document's key words, "
@@ -105,7 +98,7 @@ def card_text(folder: Path) -> str:
              f"- A {base} backbone from a quantised GGUF; English text; documents cut at "
              f"{settings['doc_max_length']} tokens in training.",
              "- Figures above are single runs; differences to BM25 come with paired t-tests in the leaderboard.", ""]
-    return "\n".join(front + [""] + body)
+    return "---\n" + yaml.safe_dump(front, sort_keys=False, width=4096) + "---\n\n" + "\n".join(body)
 
 
 def write_model_card(folder: Path) -> Path:
