@@ -1,6 +1,6 @@
 """The aligned-token loss of `make train objective=joint`: the index's document weights, as a torch function.
 
-Documents get the weights pipeline/project.py would index, computed from the embedding with gradients: for each
+Documents get the weights steps/project.py would index, computed from the embedding with gradients: for each
 of the document's own terms (normalised, as `normalize=on` indexes them) its aligned logit is the frozen LM head
 applied to the embedding, max over the token ids that normalise to the term (`vocab.merge`), and
   hybrid   (the default variant)  w(t) = tf_bm25(t) x (1 + a(t)), a = the logit min-max scaled within the document

@@ -10,7 +10,7 @@ A document's weight for word t, computed from its stored pooled embedding e thro
   new(t)   = gamma x log(1 + max(0, l(t) - l_(K+1)))                       (the top-K words the embedding decodes to)
   w(t)     = own(t) + new(t)
 Queries are scored as BM25 scores them: count x idf over the document's own words' df (`query_df.json` beside the
-collection), so at A = 0, beta = 0, gamma = 0 the index is BM25 itself. Training (pipeline/distil.py) fits A,
+collection), so at A = 0, beta = 0, gamma = 0 the index is BM25 itself. Training (steps/distil.py) fits A,
 beta and gamma to a teacher's scores over each train query's candidate pool (listwise KL), with IDF-aware FLOPS
 on the expansion; the same `weights` function projects every document into the index, so the index holds what
 training scored. Postings per document: own words + at most K.

@@ -80,8 +80,8 @@ def index(name: str = "scifact", *, model: str = "smollm2", limit: int | None = 
     """Encode (resumable, reused when done), project and index a dataset, as `make index` does; returns the Index.
     `levers`: source=, terms=, k=, weighting=, normalize=, vocab=, pc1= (see `make help`); `verbose` prints the
     stages' lines."""
-    from pipeline.index import index_variant
     from plumbing.settings import DataSettings
+    from steps.index import index_variant
 
     lucene, variant = _through_stages(DataSettings(name, "test", limit, data_dir), model, dtype, device, verbose,
                                       levers, index_variant)
@@ -91,8 +91,8 @@ def index(name: str = "scifact", *, model: str = "smollm2", limit: int | None = 
 def _through_stages(data, model: str, dtype: str, device: str, verbose: bool, levers: dict, last):
     """Encode the dataset (resumable, reused when done), then run `last(data, model settings, variant)` (project, or
     project and index); the variant is checked before any model loads. Returns what `last` returned, and the variant."""
-    from pipeline.encode import encode_corpus
     from plumbing.settings import ModelSettings, Variant
+    from steps.encode import encode_corpus
 
     settings = ModelSettings(model, device=device, dtype=dtype, task=data.name)
     Variant.refuse_unused(settings.preset, levers)
@@ -105,8 +105,8 @@ def _through_stages(data, model: str, dtype: str, device: str, verbose: bool, le
 def bm25(name: str = "scifact", *, limit: int | None = None, data_dir: str | None = None) -> Index:
     """The dataset's Lucene BM25 index (title + text, k1=0.9 b=0.4, Anserini's BEIR settings), built once; search
     it with `search()` like any index."""
-    from pipeline.index import bm25_index
     from plumbing.settings import DataSettings
+    from steps.index import bm25_index
 
     start_jvm()
     data = DataSettings(name, "test", limit, data_dir)
@@ -148,9 +148,9 @@ def encode(texts: Mapping[str, str] | Iterable[str], *, name: str = "texts", mod
     >>> "brain" in weights["0"] and all(isinstance(w, int) and w > 0 for w in weights["0"].values())
     True
     """
-    from pipeline.project import project
     from plumbing.collection import collection_vectors
     from plumbing.settings import DataSettings
+    from steps.project import project
 
     pairs = texts.items() if isinstance(texts, Mapping) else ((str(i), t) for i, t in enumerate(texts))
     data = DataSettings(name, "test", None, _documents_folder(pairs, name))
@@ -161,8 +161,8 @@ def encode(texts: Mapping[str, str] | Iterable[str], *, name: str = "texts", mod
 def query_encoder(built: Index, query: str = "tokens"):
     """The index's query encoder: `encode(text) -> {term: int}`. `tokens` (default): the query's analyzed words x
     idf, no LLM; `aligned`: plus the query embedding's top aligned tokens (one LLM forward)."""
-    from plumbing.index_queries import query_encoder as variant_query_encoder
     from plumbing.artifacts import read_json
+    from plumbing.index_queries import query_encoder as variant_query_encoder
     from plumbing.settings import ModelSettings, QuerySettings
 
     info = read_json(built.folder / "manifest.json", "collection manifest")

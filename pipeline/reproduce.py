@@ -10,29 +10,9 @@ run already there is reused when its inputs match and made again when they do no
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-
-from common.errors import InputError
-from pipeline.evaluate import evaluate
 from plumbing import cli
-from plumbing.datasets import evaluation_split
-from plumbing.exports import from_two_cr_name
-from plumbing.settings import DataSettings
-
-
-def reproduce(dataset: str, run: str, output: Path, data_limit: int | None, **evaluate_args) -> Path:
-    name = from_two_cr_name(dataset)
-    data = DataSettings(name, evaluation_split(name), limit=data_limit)
-    evaluate(data, **evaluate_args)
-    made = data.run_dir / f"{run}.trec"
-    if not made.is_file():
-        raise InputError(f"--run {run}: the evaluation of {name} made no such run (see {data.run_dir}); "
-                         f"use a condition name from the 2CR YAML without its 'keytokens.' prefix")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(made, output)
-    print(f"{run} on {name} ({data.split}): {output}")
-    return output
+from steps.reproduce import reproduce
 
 
 def main(argv: list[str] | None = None) -> int:

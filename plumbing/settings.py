@@ -123,7 +123,7 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class Variant:
-    """A collection variant: which terms a document gets and how they are weighted (see pipeline/project.py)."""
+    """A collection variant: which terms a document gets and how they are weighted (see steps/project.py)."""
 
     source: str = "hybrid"
     k: int | None = DEFAULT_K

@@ -36,12 +36,12 @@ from encoders.embedder import Embedder
 from encoders.models import load_model
 from encoders.vocab import Vocabulary
 from engines.retrieval import BM25Index, DenseIndex, ImpactIndex
-from pipeline.evaluate import SPLADE_MODEL
-from plumbing.index_queries import SpladeQueryEncoder, query_encoder, token_encoder
 from plumbing import cli
 from plumbing.artifacts import read_json, write_json, write_text
+from plumbing.index_queries import SpladeQueryEncoder, query_encoder, token_encoder
 from plumbing.settings import DEFAULT_K, DataSettings, ModelSettings, QuerySettings, Variant
 from plumbing.shards import embedding_width, load_shards
+from steps.evaluate import SPLADE_MODEL
 
 WARMUP = 5  # calls before timing an LLM forward (each costs tens of ms)
 SEARCH_WARMUP_PASSES = 3  # full passes over the queries before timing a search: the JIT compiles the hot loops

@@ -77,9 +77,9 @@ def _busy_neighbour() -> subprocess.Popen:
 def train_step_paths(preset: Preset, loaded: LoadedModel, dataset_name: str, batch_size: int = 8) -> dict:
     """Seconds per training step (InfoNCE, forward + backward + AdamW) in float32 and in bfloat16 autocast, each
     alone and beside a busy process (one core taken): the ratio says how a shared machine slows training."""
-    from pipeline.train import Trainer, TrainSettings, batch_at, training_pairs
     from plumbing.datasets import split_dev
     from plumbing.settings import DataSettings
+    from steps.train import Trainer, TrainSettings, batch_at, training_pairs
 
     train_split = DataSettings(dataset_name, "train").load()
     seconds: dict[str, float] = {}

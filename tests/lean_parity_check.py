@@ -15,9 +15,9 @@ import sys
 from common import layout
 from common.jvm import autoclass
 from engines.retrieval import BM25Index, ImpactIndex
-from plumbing.index_queries import token_encoder
 from plumbing.artifacts import read_json
 from plumbing.datasets import load_dataset
+from plumbing.index_queries import token_encoder
 
 
 def impact_parity(lucene, queries: dict[str, str], depths: list[int]) -> tuple[int, int]:

@@ -23,7 +23,7 @@ def test_api_examples_run(embeddings):
 def test_readme_python_blocks_run(embeddings):
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), re.S)
     assert blocks, "the README has no Python example"
-    namespace = {"__name__": "readme"}  # one namespace, as a reader pasting the blocks in order into one session
+    namespace = {"__name__": "readme"}  # one namespace, as a reader pasting the blocks in order into one interpreter
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)
 

@@ -270,7 +270,7 @@ def annotated_path(folder: Path) -> Path:
 
 
 def test_cqadupstack_is_one_column_only_as_the_mean_of_all_forums():
-    from pipeline.beir import CQADUPSTACK, cross_table
+    from steps.beir import CQADUPSTACK, cross_table
 
     def metrics(value: float) -> dict:
         return {"runs": [{"name": "bm25", "kind": "bm25", "metrics": {"ndcg@10": value}}], "ratios": {}}

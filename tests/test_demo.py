@@ -9,9 +9,9 @@ import re
 import pytest
 
 from common import layout
-from pipeline.demo import ensure_trained, model_state, run_demo
-from pipeline.train import TrainRun, TrainSettings
 from plumbing.settings import DataSettings, ModelSettings
+from steps.demo import ensure_trained, model_state, run_demo
+from steps.train import TrainRun, TrainSettings
 
 BACKBONE = ModelSettings("smollm2", device="cpu")
 DATA = DataSettings("scifact", "test")
@@ -49,7 +49,7 @@ def test_stale_models_are_resumed_or_moved_aside(isolated_outputs):
 
 
 def test_taste_runs_the_loop_to_the_key_figure(isolated_outputs, tmp_path, monkeypatch):
-    monkeypatch.setenv("KEYTOKENS_RUNS", str(tmp_path / "runs"))  # the session's slice leaderboard stays smollm2's
+    monkeypatch.setenv("KEYTOKENS_RUNS", str(tmp_path / "runs"))  # the test run's slice leaderboard stays smollm2's
     summary = run_demo(DataSettings("scifact", "test", 5), BACKBONE, "float32")
     assert summary["model"] == "smollm2-ft-taste" and summary["training"] == "trained (absent)"
     assert set(summary["stage_seconds"]) == {"train", "encode smollm2-ft-taste", "encode splade-tiny",

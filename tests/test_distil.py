@@ -1,4 +1,4 @@
-"""The distilled index (encoders/student.py, pipeline/distil.py) on real SmolLM2 embeddings of a scifact slice:
+"""The distilled index (encoders/student.py, steps/distil.py) on real SmolLM2 embeddings of a scifact slice:
 the teacher never sees a test query, the student's loss falls on a fixed batch, IDF-aware FLOPS shrinks the new
 words while postings stay within own words + K, and the Lucene index holds exactly what the student computes from
 the stored embeddings (the scores Lucene returns are the student's quantized dot products)."""
@@ -31,8 +31,8 @@ def _queries(sliced, data):
 def test_teacher_refuses_a_planted_test_query(sliced):
     """A test query id among the teacher's queries is refused before anything is scored."""
     from common.errors import InputError
-    from pipeline.distil import build_teacher
     from plumbing.datasets import load_dataset
+    from steps.distil import build_teacher
 
     train = load_dataset("scifact", "train", limit=5)
     planted = list(train.queries)[:3] + [next(iter(sliced.queries))]
@@ -93,15 +93,15 @@ def test_index_holds_what_the_student_scores(sliced, corpus, isolated_outputs, t
     """A student with a trained-looking (random, non-zero) adapter, projected and indexed by `make index
     source=distilled`: Lucene's score of every hit equals the integer dot product of the query encoder's weights
     and the student's weights quantized with the collection's scale; the queries use BM25's df of own words."""
+    from common import layout
     from encoders.aligned import quantize
-    from pipeline.index import index_variant
-    from pipeline.search import run_sparse
-    from plumbing.index_queries import query_encoder, sparse_index
+    from encoders.student import Student
     from plumbing.artifacts import manifest, read_json, write_json
+    from plumbing.index_queries import query_encoder, sparse_index
     from plumbing.runs import read_trec
     from plumbing.settings import QuerySettings, SearchSettings
-    from common import layout
-    from encoders.student import Student
+    from steps.index import index_variant
+    from steps.search import run_sparse
 
     monkeypatch.setenv("KEYTOKENS_MODELS", str(tmp_path / "models"))
     doc_ids, data = corpus

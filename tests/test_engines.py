@@ -7,15 +7,15 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.bulk import ENGINES, feature_name, query_body, token_of, write_bulk
+from steps.bulk import ENGINES, feature_name, query_body, token_of, write_bulk
 from tests.conftest import SLICE, slice_data, slice_model, variant
 
 
 def test_qdrant_gives_lucenes_docids_at_every_score_level(embeddings, sliced):
-    from pipeline.index import index_variant
-    from pipeline.search import run_sparse
     from plumbing.runs import read_trec, score
     from plumbing.settings import QuerySettings, SearchSettings
+    from steps.index import index_variant
+    from steps.search import run_sparse
 
     data, model, levers = slice_data(), slice_model(), variant()
     index_variant(data, model, levers)
@@ -79,9 +79,9 @@ def test_pisa_gives_lucenes_scores_on_a_real_collection(embeddings, tmp_path):
     lean Lucene path's, and the documents strictly above the k-th score are the same (ties may be ordered apart)."""
     from engines.pisa import PisaIndex, build_pisa
     from engines.retrieval import ImpactIndex
-    from pipeline.index import index_variant
-    from plumbing.index_queries import token_encoder
     from plumbing.datasets import load_dataset
+    from plumbing.index_queries import token_encoder
+    from steps.index import index_variant
 
     lucene = index_variant(slice_data(), slice_model(), variant())
     built = build_pisa(lucene.parent / "collection", tmp_path / "pisa")

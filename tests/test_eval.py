@@ -65,10 +65,10 @@ def test_word_control_is_bm25_in_impact_form(evaluated):
 def test_bm25_gives_anserinis_regression_value_on_full_scifact():
     """BM25 (k1=0.9, b=0.4, title + text) on the whole of scifact's test split scores what Anserini's BEIR
     regression publishes for it (flat index, nDCG@10 0.6789): an independent value, not one this code measured."""
-    from pipeline.needs import Needs
-    from pipeline.search import run_bm25
     from plumbing.published import two_cr_scores
     from plumbing.settings import DataSettings, SearchSettings
+    from steps.needs import Needs
+    from steps.search import run_bm25
 
     data = DataSettings("scifact", "test")
     dataset = data.load()

@@ -5,11 +5,11 @@ import json
 
 import numpy as np
 
-from pipeline.encode import encode_corpus
 from engines.lucene import lucene_doc_count
-from pipeline.index import index_variant
-from pipeline.project import project
 from plumbing.shards import shard_paths
+from steps.encode import encode_corpus
+from steps.index import index_variant
+from steps.project import project
 from tests.conftest import slice_data, slice_model, variant
 
 KEY_WORDS = {"white", "matter", "brain", "cerebral", "newborn", "neonatal", "neuro", "infant", "diffusion"}

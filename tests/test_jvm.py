@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from common.jvm import autoclass, start_jvm
-from engines.retrieval import impact_search
 from engines.lucene import build_lucene
+from engines.retrieval import impact_search
 
 TOKENS = {"d1": {"Ġcat": 30, "▁dog": 2}, "d2": {"##ing": 7, "Ġcafé": 5, '"': 3}, "d3": {"Ċ": 11, "Cat": 4, "cat": 9}}
 

@@ -10,9 +10,9 @@ from tests.conftest import slice_data, slice_model, variant
 def test_impact_hits_and_scores_are_anserinis(embeddings):
     from common.jvm import autoclass
     from engines.retrieval import ImpactIndex
-    from pipeline.index import index_variant
-    from plumbing.index_queries import token_encoder
     from plumbing.datasets import load_dataset
+    from plumbing.index_queries import token_encoder
+    from steps.index import index_variant
 
     lucene = index_variant(slice_data(), slice_model(), variant())
     info = json.loads((lucene.parent / "manifest.json").read_text())
@@ -48,8 +48,8 @@ def _raw_tie(hits: list[tuple[str, float]], k: int) -> bool:
 def test_bm25_hits_and_scores_are_lucenesearchers(sliced):
     from common.jvm import start_jvm
     from engines.retrieval import BM25Index
-    from pipeline.index import bm25_index
     from plumbing.datasets import load_dataset
+    from steps.index import bm25_index
 
     start_jvm()
     from pyserini.search.lucene import LuceneSearcher

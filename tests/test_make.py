@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from common.errors import InputError
-from pipeline.encode import encode_corpus
-from pipeline.index import bm25_index
 from plumbing.datasets import load_dataset
+from steps.encode import encode_corpus
+from steps.index import bm25_index
 from tests.conftest import REPO, SLICE, slice_data, slice_model
 
 

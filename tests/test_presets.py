@@ -368,9 +368,9 @@ def test_two_datasets_are_encoded_with_two_instructions_and_two_manifests(hub, t
     each dataset's embeddings records the prompts they were made with."""
     import json
 
-    from pipeline.encode import encode_corpus
     from plumbing.datasets import load_dataset
     from plumbing.settings import DataSettings, ModelSettings
+    from steps.encode import encode_corpus
 
     monkeypatch.setenv("KEYTOKENS_INDEXES", str(tmp_path / "indexes"))
     source = load_dataset("scifact", "test", limit=2)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.encode import encode_corpus, encode_on_ray
 from plumbing.settings import DataSettings, ModelSettings
+from steps.encode import encode_corpus, encode_on_ray
 
 DATA = DataSettings("scifact", "test", 2)
 MODEL = ModelSettings("smollm2", device="cpu")
@@ -17,9 +17,9 @@ SHARD = 4  # 20 documents -> 5 shards over 2 parts
 
 def die_in_first_shard(dataset, data, model, shard_size, parts, part) -> str:
     """A Ray part whose first attempt on part 0 dies after a shard's meta file and before its vectors file."""
-    import pipeline.encode as encode
-    from pipeline.encode import encode_part
+    import steps.encode as encode
     from plumbing.shards import write_shard
+    from steps.encode import encode_part
 
     flag = Path(os.environ["KT_DIE_MARKER"])
     if part == 0 and not flag.exists():

@@ -19,13 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from encoders.vocab import escape_term
-from pipeline.encode import encode_corpus
 from engines.lucene import build_lucene, lucene_doc_count
-from pipeline.index import index_variant
-from pipeline.search import impact_search, run_sparse
 from plumbing.artifacts import folder_lock
 from plumbing.collection import EMPTY_TERM
 from plumbing.settings import DataSettings, QuerySettings, SearchSettings
+from steps.encode import encode_corpus
+from steps.index import index_variant
+from steps.search import impact_search, run_sparse
 from tests.conftest import REPO, SLICE, slice_data, slice_model, variant
 
 ODD_DOCS = [
@@ -87,9 +87,9 @@ def test_odd_collection_is_evaluated_as_pyserini_and_ranx_would(tmp_path):
     """`make eval` on a collection with an empty document, an empty query and a query of stopwords only: BM25 skips
     the empty document (it can match nothing) instead of failing its count check, fusion takes the union of the
     runs' queries, and a query with no hit scores 0: the mean over all 3 judged queries is q1's score / 3."""
-    from pipeline.evaluate import evaluate
     from plumbing.runs import read_trec, score
     from plumbing.settings import ALIGNED_M
+    from steps.evaluate import evaluate
 
     folder = _write_beir(tmp_path / "oddeval", ODD_DOCS)
     with (folder / "queries.jsonl").open("a", encoding="utf-8") as handle:

@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipeline.train import batch_at, info_nce
 from pipeline.train import main as train_main
-from pipeline.train import training_pairs
 from plumbing.datasets import split_dev
+from steps.train import batch_at, info_nce
+from steps.train import training_pairs
 
 TINY = ["--dataset", "scifact", "--batch", "4", "--query-max-length", "16", "--doc-max-length", "32",
         "--eval-every", "0", "--device", "cpu"]
@@ -56,7 +56,7 @@ def test_info_nce_masks_copies_of_the_positive():
 def test_hard_negative_columns_count_unless_they_copy_the_positive():
     import math
 
-    from pipeline.train import in_batch_cross_entropy
+    from steps.train import in_batch_cross_entropy
 
     logits = torch.tensor([[2.0, 0.0, 1.0], [0.0, 2.0, 1.0]])  # columns: the two positives, then one hard negative
     loss = in_batch_cross_entropy(logits, ["a", "b"], ["a", "b", "c"])
@@ -69,8 +69,8 @@ def test_hard_negative_columns_count_unless_they_copy_the_positive():
 def test_bm25_hard_negatives_are_unjudged_seeded_and_train(train_split):
     from encoders.models import load_model
     from encoders.presets import resolve_preset
-    from pipeline.train import Trainer, TrainSettings, bm25_negatives
     from plumbing.settings import DataSettings
+    from steps.train import Trainer, TrainSettings, bm25_negatives
 
     trained = split_dev(train_split, 60, 13)[0][:12]
     negatives = bm25_negatives(train_split, DataSettings("scifact", "train"), trained, 2, 13)
@@ -90,7 +90,7 @@ def test_bm25_hard_negatives_are_unjudged_seeded_and_train(train_split):
 def test_loss_falls_on_a_repeated_batch(train_split):
     from encoders.models import load_model
     from encoders.presets import resolve_preset
-    from pipeline.train import Trainer, TrainSettings
+    from steps.train import Trainer, TrainSettings
 
     preset = resolve_preset("smollm2")
     loaded = load_model(preset, "cpu")
@@ -108,7 +108,7 @@ def test_joint_loss_falls_on_a_repeated_batch(train_split):
     """objective=joint: the aligned-token InfoNCE (index weights from the frozen head) and the total both fall."""
     from encoders.models import load_model
     from encoders.presets import resolve_preset
-    from pipeline.train import Trainer, TrainSettings
+    from steps.train import Trainer, TrainSettings
 
     preset = resolve_preset("smollm2")
     settings = TrainSettings(base="smollm2", pooling="prompteol", data=("supervised",), lr=1e-4, warmup=1,
@@ -144,10 +144,10 @@ def _backbone_dev_dense_ndcg(dev_docs: int) -> float:
     from encoders.models import load_model
     from encoders.presets import resolve_preset
     from engines.retrieval import DenseIndex
-    from pipeline.train import TrainSettings
-    from pipeline.train_curve import DevSet
     from plumbing.datasets import load_dataset
     from plumbing.runs import score
+    from steps.train import TrainSettings
+    from steps.train_curve import DevSet
 
     defaults = TrainSettings(base="smollm2", pooling="prompteol", data=("supervised", "corpus"))
     train = load_dataset("scifact", "train")
@@ -205,7 +205,7 @@ def test_expansion_loss_falls_and_the_index_holds_what_training_scored(train_spl
     from encoders.documents import expansion_word_vectors
     from encoders.models import load_model
     from encoders.presets import resolve_preset
-    from pipeline.train import Trainer, TrainSettings
+    from steps.train import Trainer, TrainSettings
 
     preset = resolve_preset("smollm2")
     settings = TrainSettings(base="smollm2", pooling="prompteol", data=("supervised",), lr=1e-4, warmup=1,

@@ -38,8 +38,8 @@ def test_word_control_postings_are_lucene_bm25s_own(sliced):
 
     from encoders.documents import own_word_vectors
     from encoders.words import word_analyzer
-    from pipeline.needs import Needs
     from plumbing.settings import DataSettings
+    from steps.needs import Needs
 
     data = DataSettings("scifact", "test", len(sliced.queries))
     dataset = data.load()

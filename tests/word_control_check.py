@@ -22,8 +22,8 @@ from encoders.models import load_tokenizer
 from encoders.presets import resolve_preset
 from encoders.queries import TokenQueryEncoder
 from encoders.words import WordVocabulary, word_analyzer
-from engines.retrieval import BM25Index, impact_search
 from engines.lucene import build_lucene
+from engines.retrieval import BM25Index, impact_search
 from plumbing.collection import write_collection
 from plumbing.datasets import load_dataset
 from plumbing.runs import score

@@ -1,5 +1,7 @@
-"""The house's floors: imports run keytokens (the Python API) -> studies -> pipeline -> engines -> plumbing -> encoders -> common, never in a
-circle, never to another module's `_private` name, and the README's layout names exactly the modules on disk.
+"""The house's floors: imports run keytokens (the Python API) -> studies -> pipeline -> steps -> engines -> plumbing -> encoders ->
+common, never in a circle, never to another module's `_private` name, and the README's layout names exactly the modules
+on disk. pipeline/ holds the stages a user calls and nothing else: each module is a command line (`main` and nothing
+beside it) that make runs or the README names, and no stage imports another stage (what they share is in steps/).
 
 The graph is read with ast from every import in a file, the ones inside functions included (a lazy import is still
 a dependency: it only moves the cost of loading to the first call)."""
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FLOORS = ("keytokens", "studies", "pipeline", "engines", "plumbing", "encoders", "common")  # top first
+FLOORS = ("keytokens", "studies", "pipeline", "steps", "engines", "plumbing", "encoders", "common")  # top first
 RANK = {folder: level for level, folder in enumerate(FLOORS)}
 
 
@@ -101,3 +103,60 @@ def test_readme_layout_is_the_tree():
             listed.add(f"{folder}.{match.group(1)}")
     on_disk = set(modules(REPO))
     assert listed == on_disk, f"README lists but missing: {sorted(listed - on_disk)}; on disk, not listed: {sorted(on_disk - listed)}"
+
+
+def stage_imports(root: Path) -> list[str]:
+    """Imports of one stage by another: a stage shares its work through steps/, never through another stage."""
+    return [f"{name} imports {target} (line {line}): a stage imports no stage; move what they share to steps/"
+            for name, path in modules(root).items() if name.startswith("pipeline.")
+            for target, _, line in imports(path) if target.startswith("pipeline.") and target != name]
+
+
+def non_stages(root: Path, named: set[str]) -> list[str]:
+    """pipeline/ modules that are not stages: not run by make or named in the README's stage list, or holding more
+    than their command line (`main`)."""
+    problems = []
+    for name, path in modules(root).items():
+        if not name.startswith("pipeline."):
+            continue
+        defined = [node.name for node in ast.parse(path.read_text()).body
+                   if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))]
+        if defined != ["main"]:
+            problems.append(f"{name} defines {defined}: a stage module holds its main() only; the rest goes to steps/")
+        if name not in named:
+            problems.append(f"{name} is neither run by a make target nor named in the README's stage list")
+    return problems
+
+
+def make_stages() -> set[str]:
+    from plumbing.params import EXPORT_MODULES, TARGETS
+
+    return ({module for target in TARGETS.values() for module, _ in target.stages}
+            | {module for module, _ in EXPORT_MODULES.values()})
+
+
+def readme_stages() -> set[str]:
+    """The modules of the README's sentence that opens "Each stage is also a CLI"."""
+    readme = (REPO / "README.md").read_text()
+    sentence = readme.split("Each stage is also a CLI", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"pipeline\.\w+", sentence))
+
+
+def test_pipeline_modules_are_stages_and_no_stage_imports_a_stage():
+    problems = non_stages(REPO, make_stages() | readme_stages()) + stage_imports(REPO)
+    assert not problems, "\n".join(problems)
+    missing = {m for m in make_stages() if m.startswith("pipeline.")} - set(modules(REPO))
+    assert not missing, f"make runs stages that do not exist: {sorted(missing)}"
+
+
+def test_the_stage_checks_can_fail(tmp_path):
+    """A stage that imports another, one that keeps a helper beside its main, and one nobody runs are all caught."""
+    for folder in FLOORS:
+        (tmp_path / folder).mkdir()
+    (tmp_path / "pipeline" / "a.py").write_text("def main():\n    from pipeline.b import main as other\n")
+    (tmp_path / "pipeline" / "b.py").write_text("def helper():\n    pass\n\n\ndef main():\n    pass\n")
+    assert stage_imports(tmp_path) == ["pipeline.a imports pipeline.b (line 2): a stage imports no stage; move what "
+                                       "they share to steps/"]
+    assert non_stages(tmp_path, {"pipeline.a"}) == [
+        "pipeline.b defines ['helper', 'main']: a stage module holds its main() only; the rest goes to steps/",
+        "pipeline.b is neither run by a make target nor named in the README's stage list"]

@@ -43,8 +43,8 @@ def _run_files(folder):
 
 
 def test_evaluate_and_leaderboard_on_known_runs(tmp_path):
-    from pipeline.evaluate import evaluate_runs
     from plumbing.leaderboard import leaderboard
+    from steps.evaluate import evaluate_runs
 
     corpus = {d: Document(d, "", d) for d in ("d1", "d2", "d3")}
     dataset = Dataset("toy", "test", "hand-made", corpus, {"q1": "a", "q2": "b"}, QRELS)

@@ -44,7 +44,7 @@ def test_pc1_must_be_finite(pc1):
     ({"sparse_target": "expansion"}, "sparse_target=expansion: not used by objective=dense"),
 ])
 def test_training_numbers_that_break_or_do_nothing_are_refused(overrides, fragment):
-    from pipeline.train import TrainSettings, check_numbers
+    from steps.train import TrainSettings, check_numbers
 
     with pytest.raises(InputError, match=fragment):
         check_numbers(TrainSettings("smollm2", "prompteol", ("supervised",), **overrides))

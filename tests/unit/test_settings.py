@@ -35,8 +35,8 @@ def test_experiments_ignore_the_command_line_levers():
     """With levers on the command line, the default row takes them and every other row keeps the variant its
     experiment fixes: the paper's recipe stays K=128 logit weights, raw tokens, all vocabulary, PC1 kept (Nie et
     al.'s settings, written out here), the controls stay controls."""
-    from pipeline.evaluate import leaderboard_variants
     from plumbing.settings import ModelSettings
+    from steps.evaluate import leaderboard_variants
 
     given = {"source": "aligned", "k": 32, "weighting": "softmax", "vocab": "text", "pc1": "remove", "terms": "tokens"}
     rows = [variant for variant, _ in leaderboard_variants(ModelSettings("smollm2"), given)]

@@ -21,8 +21,8 @@ from encoders.documents import aligned_vectors, expansion_word_vectors, hybrid_v
 from encoders.queries import TokenQueryEncoder
 from encoders.vocab import Vocabulary
 from encoders.words import WordVocabulary
-from engines.retrieval import DenseIndex, impact_search
 from engines.lucene import build_lucene
+from engines.retrieval import DenseIndex, impact_search
 from plumbing.artifacts import read_json
 from plumbing.collection import write_collection
 from plumbing.datasets import Dataset

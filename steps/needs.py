@@ -28,19 +28,19 @@ class Needs:
 
     def embeddings(self, model: ModelSettings) -> Path:
         """The model's embedding shards of the corpus (the encode stage)."""
-        from pipeline.encode import encode_corpus
+        from steps.encode import encode_corpus
 
         return self._once(("embeddings", model), lambda: encode_corpus(self.dataset, self.data, model))
 
     def bm25(self) -> Path:
         """The Lucene BM25 index of title + text."""
-        from pipeline.index import bm25_index
+        from steps.index import bm25_index
 
         return self._once(("bm25",), lambda: bm25_index(self.dataset, self.data.key, self.threads))
 
     def sparse_index(self, model: ModelSettings, variant: Variant) -> Path:
         """The variant's Lucene impact index, projecting its collection from the embeddings first where missing."""
-        from pipeline.index import index_variant
+        from steps.index import index_variant
 
         self.embeddings(model)
         return self._once(("sparse", model, variant), lambda: index_variant(self.data, model, variant, self.threads))
