@@ -14,6 +14,13 @@ collection), so at A = 0, beta = 0, gamma = 0 the index is BM25 itself. Training
 beta and gamma to a teacher's scores over each train query's candidate pool (listwise KL), with IDF-aware FLOPS
 on the expansion; the same `weights` function projects every document into the index, so the index holds what
 training scored. Postings per document: own words + at most K.
+
+Neighbours (chosen on dev after training, off unless it wins there): a document also borrows the own words of its
+n nearest documents by the embedder's dense cosine, each at BM25 tf times the neighbour's share of the n cosines,
+added with weight lambda; at most NEIGHBOUR_WORDS borrowed words new to the document are kept (the largest), so
+postings grow by that much at most. This moves part of what the dense half of the teacher knows (which documents
+are about the same thing) into document-side words, so queries stay BM25's lookup (cf. document expansion by
+nearest neighbours; the dev probe of studies/teacher_gap.py).
 """
 from __future__ import annotations
 
@@ -24,12 +31,68 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.sparse import csr_matrix
 
 from encoders.documents import bm25_tf
 from encoders.expansion import WordHead
 from encoders.queries import TokenQueryEncoder
 
 STUDENT_K = 64  # expansion words per document at most
+NEIGHBOUR_WORDS = 32  # borrowed words new to a document at most
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """How a document borrows its dense neighbours' words: `n` nearest documents (0: off), added with `weight`."""
+
+    n: int = 0
+    weight: float = 0.0
+    new_words: int = NEIGHBOUR_WORDS
+
+    @property
+    def on(self) -> bool:
+        return self.n > 0 and self.weight > 0
+
+
+def nearest_documents(embeddings: np.ndarray, n: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Each document's n nearest other documents by cosine ([docs, n] rows and cosines), in row chunks so memory
+    stays chunk x docs; exact, like the dense run's FAISS flat index."""
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    n = min(n, len(unit) - 1)
+    rows, cosines = [], []
+    for start in range(0, len(unit), chunk):
+        similarity = unit[start:start + chunk] @ unit.T
+        similarity[np.arange(len(similarity)), np.arange(start, start + len(similarity))] = -np.inf  # not itself
+        nearest = np.argpartition(-similarity, n - 1, axis=1)[:, :n] if n > 0 else np.zeros((len(similarity), 0), int)
+        rows.append(nearest)
+        cosines.append(np.take_along_axis(similarity, nearest, 1))
+    return np.concatenate(rows), np.concatenate(cosines)
+
+
+def borrowed_words(nearest: np.ndarray, cosines: np.ndarray, own_tf: csr_matrix, new_words: int) -> csr_matrix:
+    """[docs, words]: the neighbours' own words at BM25 tf, each neighbour weighted by its share of the (positive)
+    cosines; of the words a document does not hold, only its `new_words` largest are kept."""
+    docs, n = nearest.shape
+    share = np.maximum(cosines, 0).astype(np.float32)
+    share /= np.maximum(share.sum(axis=1, keepdims=True), 1e-9)
+    graph = csr_matrix((share.ravel(), (np.repeat(np.arange(docs), n), nearest.ravel())), shape=(docs, docs))
+    borrowed = (graph @ own_tf).tocsr()
+    borrowed.sort_indices()
+    own_tf = own_tf.tocsr()
+    rows, cols, values = [], [], []
+    for row in range(docs):
+        start, end = borrowed.indptr[row], borrowed.indptr[row + 1]
+        columns, weights = borrowed.indices[start:end], borrowed.data[start:end]
+        held = np.isin(columns, own_tf.indices[own_tf.indptr[row]:own_tf.indptr[row + 1]])
+        new = np.flatnonzero(~held)
+        if len(new) > new_words:
+            new = new[np.argsort(-weights[new], kind="stable")[:new_words]]
+        keep = np.sort(np.concatenate([np.flatnonzero(held), new]))
+        rows.append(np.full(len(keep), row))
+        cols.append(columns[keep])
+        values.append(weights[keep])
+    return csr_matrix((np.concatenate(values) if values else [], (np.concatenate(rows) if rows else [],
+                       np.concatenate(cols) if cols else [])), shape=borrowed.shape, dtype=np.float32)
 
 
 @dataclass
@@ -72,6 +135,7 @@ class Student(torch.nn.Module):
         self.own_boost = torch.nn.Parameter(torch.tensor(1.0))  # beta: the word hybrid's boost to start from
         self.expansion_scale = torch.nn.Parameter(torch.tensor(0.05))  # gamma: starts next to the word hybrid
         self.k = k
+        self.neighbours = Neighbours()  # chosen on dev after training, not learned (kept in the student's manifest)
 
     def optimizer(self, lr: float, adapter_lr: float, *extra: torch.nn.Parameter) -> torch.optim.Optimizer:
         """Adam with two step sizes: the two weights move freely; the adapter (hidden x hidden entries, each shifting
@@ -192,6 +256,20 @@ class StudentData:
             pairs = [(int(token), slot[w]) for w, tokens in pieces.items() if w in slot for token in tokens]
             self._pieces.append(np.array(pairs, dtype=np.int64).reshape(-1, 2))
         self.all_columns = torch.arange(len(self.space))
+        self.raw_embeddings = np.asarray(embeddings, dtype=np.float32)  # the dense run's space, for neighbours
+        self.own_tf = csr_matrix((np.concatenate(self._own_tf + [np.zeros(0, np.float32)]),
+                                  (np.repeat(np.arange(len(self._own_ids)), [len(i) for i in self._own_ids]),
+                                   np.concatenate(self._own_ids + [np.zeros(0, np.int64)]))),
+                                 shape=(len(self._own_ids), len(self.space)), dtype=np.float32)
+        self._borrowed: dict[tuple[int, int], csr_matrix] = {}
+
+    def borrowed(self, neighbours: Neighbours) -> csr_matrix:
+        """[docs, space] words each document borrows from its neighbours (before the weight), computed once per n."""
+        key = (neighbours.n, neighbours.new_words)
+        if key not in self._borrowed:
+            nearest, cosines = nearest_documents(self.raw_embeddings, neighbours.n)
+            self._borrowed[key] = borrowed_words(nearest, cosines, self.own_tf, neighbours.new_words)
+        return self._borrowed[key]
 
     def own(self, rows) -> OwnWords:
         """The documents' own words and their pieces, padded to the longest of them."""
@@ -233,18 +311,28 @@ class StudentData:
                 weights = student.weights(self.embeddings[rows], self.own(rows), self.head, self.lm_head, self.space,
                                           columns)[0]
                 out.append((matrix @ weights.T).numpy())
-        return np.concatenate(out, axis=1)
+        scores = np.concatenate(out, axis=1)
+        return scores + self.neighbour_scores(student.neighbours, queries) if student.neighbours.on else scores
+
+    def neighbour_scores(self, neighbours: Neighbours, queries: list[dict[int, float]]) -> np.ndarray:
+        """[queries, docs] what the borrowed words add to the scores, weight included."""
+        columns, matrix = self.query_matrix(queries)
+        borrowed = self.borrowed(neighbours)[:, columns.numpy()]
+        return neighbours.weight * np.asarray((borrowed @ matrix.numpy().T).T)
 
     def vectors(self, student: Student, chunk: int = 256) -> list[dict[str, float]]:
         """Every document's {word: weight} through the student (no gradients): what the index holds, unquantized."""
         out: list[dict[str, float]] = []
         words = self.space.words
+        borrowed = self.borrowed(student.neighbours) if student.neighbours.on else None
         with torch.inference_mode():
             for start in range(0, len(self.embeddings), chunk):
                 rows = list(range(start, min(start + chunk, len(self.embeddings))))
                 weights = student.weights(self.embeddings[rows], self.own(rows), self.head, self.lm_head, self.space,
-                                          self.all_columns)[0]
-                for row in weights.numpy():
+                                          self.all_columns)[0].numpy()
+                if borrowed is not None:
+                    weights += student.neighbours.weight * borrowed[rows].toarray()
+                for row in weights:
                     nonzero = np.flatnonzero(row > 0)
                     out.append({words[i]: float(row[i]) for i in nonzero})
         return out
@@ -260,4 +348,5 @@ def load_student(folder: Path) -> Student:
     settings = json.loads(info.read_text(encoding="utf-8"))
     student = Student(int(settings["hidden"]), int(settings["settings"]["k"]))
     student.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    student.neighbours = Neighbours(**settings.get("neighbours", {}))  # students kept before neighbours: off
     return student.eval()

@@ -18,7 +18,7 @@ from common.threads import claim_cores
 from encoders.embedder import Embedder
 from encoders.models import load_model
 from encoders.queries import l2_normalise
-from encoders.student import STUDENT_K, Student, StudentData, idf_flops, listwise_kl
+from encoders.student import NEIGHBOUR_WORDS, STUDENT_K, Neighbours, Student, StudentData, idf_flops, listwise_kl
 from plumbing.artifacts import folder_lock, manifest, read_json, write_bytes_with, write_json
 from plumbing.datasets import Dataset
 from plumbing.model_card import write_model_card
@@ -27,6 +27,8 @@ from plumbing.settings import DEPTH, DataSettings, ModelSettings, SearchSettings
 from plumbing.shards import load_shards
 
 FUSION_GRID = tuple(round(w, 1) for w in np.arange(0.0, 1.01, 0.1))
+NEIGHBOUR_COUNTS = (5, 10, 15)  # the dense neighbours a document may borrow words from (chosen on dev)
+NEIGHBOUR_WEIGHTS = (0.1, 0.2, 0.3, 0.5)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class DistilSettings:
     seed: int = 13
     dev_queries: int = 60  # the train queries the embedder held out: the student's dev set too
     eval_every: int = 25
+    neighbour_words: int = NEIGHBOUR_WORDS  # borrowed words new to a document at most (0: no neighbours)
 
 
 def refuse_test_queries(query_ids: list[str], test_ids: set[str]) -> None:
@@ -192,6 +195,26 @@ def train_student(data: StudentData, teacher: Teacher, train_rows: list[int], de
     return student, curve
 
 
+def choose_neighbours(data: StudentData, student: Student, queries: list[dict[int, float]], dev_ids: list[str],
+                      doc_ids: list[str], qrels: dict, new_words: int) -> dict[str, float]:
+    """Set the student's neighbours to the (n, weight) with the best dev nDCG@10, or off when none beats the student
+    alone; returns every point of the grid."""
+    student.neighbours = Neighbours()
+    alone = data.all_scores(student, queries)
+    grid = {"off": ndcg_of(alone, dev_ids, doc_ids, qrels)}
+    best = (grid["off"], Neighbours())
+    for n in NEIGHBOUR_COUNTS if new_words > 0 else ():
+        for weight in NEIGHBOUR_WEIGHTS:
+            neighbours = Neighbours(n, weight, new_words)
+            grid[f"n={n} weight={weight}"] = ndcg_of(alone + data.neighbour_scores(neighbours, queries), dev_ids,
+                                                     doc_ids, qrels)
+            if grid[f"n={n} weight={weight}"] > best[0]:
+                best = (grid[f"n={n} weight={weight}"], neighbours)
+    student.neighbours = best[1]
+    print(f"neighbours chosen on dev: {asdict(best[1]) if best[1].on else 'off'} (dev nDCG@10 {best[0]})")
+    return grid
+
+
 def student_state(data: DataSettings, model: ModelSettings, settings: DistilSettings) -> str:
     """'ready', 'absent' or 'stale: <why>' for the model's student (the demo reuses a ready one)."""
     info_path = model.student_dir / "manifest.json"
@@ -237,16 +260,19 @@ def distil(data: DataSettings, model: ModelSettings, settings: DistilSettings) -
         student, curve = train_student(student_data, teacher, [rows[q] for q in trained_ids],
                                        [rows[q] for q in dev_ids], train.qrels, doc_ids,
                                        [train.queries[q] for q in query_ids], settings)
+        dev_queries = student_data.queries([train.queries[q] for q in dev_ids])
+        dev_qrels = {q: train.qrels[q] for q in dev_ids}
+        neighbour_grid = choose_neighbours(student_data, student, dev_queries, dev_ids, doc_ids, dev_qrels,
+                                           settings.neighbour_words)
         folder.mkdir(parents=True, exist_ok=True)
         write_bytes_with(folder / "student.pt", lambda tmp: torch.save(student.state_dict(), tmp))
-        bm25 = student_data.all_scores(Student.bm25(embeddings.shape[1]),
-                                       student_data.queries([train.queries[q] for q in dev_ids]))
+        bm25 = student_data.all_scores(Student.bm25(embeddings.shape[1]), dev_queries)
         pool = pools(teacher, settings.pool)
         write_json(folder / "teacher.json", {"hybrid_weight": teacher.weight, "queries": {
             q: {doc_ids[d]: round(float(teacher.scores[i, d]), 5) for d in pool[i] if d >= 0}
             for i, q in enumerate(query_ids)}})
-        dev = {**teacher.dev, "bm25 (own words, idf)": ndcg_of(bm25, dev_ids, doc_ids, {q: train.qrels[q] for q in dev_ids}),
-               "student": max(p["ndcg@10"] for p in curve)}
+        dev = {**teacher.dev, "bm25 (own words, idf)": ndcg_of(bm25, dev_ids, doc_ids, dev_qrels),
+               "student": max(p["ndcg@10"] for p in curve), "student with neighbours": max(neighbour_grid.values())}
         write_json(folder / "manifest.json", manifest(
             "distil", model=model.name, dataset=data.name, settings=asdict(settings), hidden=int(embeddings.shape[1]),
             embeddings_written=read_json(embeddings_dir / "manifest.json")["written"],
@@ -254,6 +280,7 @@ def distil(data: DataSettings, model: ModelSettings, settings: DistilSettings) -
                      "runs": [f"{model.name} word hybrid (query=tokens)", f"{model.name} dense"],
                      "chosen on": f"{len(dev_ids)} dev queries of the train split"},
             train_queries=len(trained_ids), dev_queries=len(dev_ids), dev_ndcg=dev, curve=curve,
+            neighbours=asdict(student.neighbours), neighbour_grid=neighbour_grid,
             kept_step=max(curve, key=lambda p: (p["ndcg@10"], -p["step"]))["step"],
             seconds=round(time.time() - started, 1)))
     if model.trained_folder is not None:

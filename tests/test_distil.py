@@ -90,12 +90,12 @@ def test_flops_shrinks_new_words_and_postings_stay_bounded(corpus):
 
 
 def test_index_holds_what_the_student_scores(sliced, corpus, isolated_outputs, tmp_path, monkeypatch):
-    """A student with a trained-looking (random, non-zero) adapter, projected and indexed by `make index
-    source=distilled`: Lucene's score of every hit equals the integer dot product of the query encoder's weights
+    """A student with a trained-looking (random, non-zero) adapter and neighbours on, projected and indexed by `make
+    index source=distilled`: Lucene's score of every hit equals the integer dot product of the query encoder's weights
     and the student's weights quantized with the collection's scale; the queries use BM25's df of own words."""
     from common import layout
     from encoders.aligned import quantize
-    from encoders.student import Student
+    from encoders.student import Neighbours, Student
     from plumbing.artifacts import manifest, read_json, write_json
     from plumbing.index_queries import query_encoder, sparse_index
     from plumbing.runs import read_trec
@@ -114,8 +114,10 @@ def test_index_holds_what_the_student_scores(sliced, corpus, isolated_outputs, t
     folder = layout.student_dir(slice_model().name)
     folder.mkdir(parents=True)
     torch.save(student.state_dict(), folder / "student.pt")
+    student.neighbours = Neighbours(n=3, weight=0.3, new_words=8)  # borrowed words reach the index too
     write_json(folder / "manifest.json", manifest("distil", hidden=int(data.embeddings.shape[1]),
-                                                  settings={"k": student.k}, teacher={"hybrid_weight": 0.5}))
+                                                  settings={"k": student.k}, teacher={"hybrid_weight": 0.5},
+                                                  neighbours={"n": 3, "weight": 0.3, "new_words": 8}))
     distilled = variant(source="distilled")
     index_variant(slice_data(), slice_model(), distilled, 1)
     out, info = sparse_index(slice_data(), slice_model(), distilled)
@@ -148,3 +150,25 @@ def test_training_columns_are_the_index_columns(sliced, corpus):
         full = student.weights(data.embeddings, data.own(rows), data.head, data.lm_head, data.space, data.all_columns)[0]
         part = student.weights(data.embeddings, data.own(rows), data.head, data.lm_head, data.space, columns)[0]
     assert torch.equal(full[:, columns], part) and part.abs().sum() > 0
+
+
+def test_dev_scores_are_the_index_weights_with_neighbours(sliced, corpus):
+    """What the dev set scores (`all_scores`, used to choose the neighbours) is the query weights' dot product with
+    the weights the index is given (`vectors`), borrowed words included; the borrowed words change the scores."""
+    from encoders.student import Neighbours, Student
+
+    doc_ids, data = corpus
+    student = Student(data.embeddings.shape[1])
+    queries = data.queries(list(sliced.queries.values()))
+    alone = data.all_scores(student, queries)
+    student.neighbours = Neighbours(n=4, weight=0.5, new_words=6)
+    scores = data.all_scores(student, queries)
+    vectors = data.vectors(student)
+    words = data.space.words
+    for q, query in enumerate(queries):
+        for d, vector in enumerate(vectors):
+            assert scores[q, d] == pytest.approx(sum(w * vector.get(words[c], 0.0) for c, w in query.items()), abs=1e-3)
+    assert not np.allclose(scores, alone)
+    for row, vector in enumerate(vectors):
+        own = set(data.words.tf[row])
+        assert len(set(vector) - own) <= student.k + 6
