@@ -329,12 +329,13 @@ def report(results: dict) -> str:
 def cpu_paths(dataset, data: DataSettings, model: ModelSettings) -> dict:
     """The CPU paths section, always against the float32 model (whatever dtype the bench's runs use); on a --limit
     slice a taste of it (8 documents, a training batch of 2), on a full dataset 32 documents and a batch of 8."""
-    from studies.cpu_paths import encode_paths, train_step_paths
+    from studies.cpu_paths import encode_efficiency, encode_paths, train_step_paths
 
     loaded = load_model(model.preset, "cpu", "float32")
     n, batch = (8, 2) if data.limit else (32, 8)
     texts = [d.contents for d in list(dataset.corpus.values())[:n]]
     return {"encode": encode_paths(model.preset, loaded, texts),
+            "efficiency": encode_efficiency(model.preset, loaded, texts),
             "train_step": train_step_paths(model.preset, loaded, data.name, batch)}
 
 

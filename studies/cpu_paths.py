@@ -68,6 +68,60 @@ def encode_paths(preset: Preset, loaded: LoadedModel, texts: list[str]) -> dict:
                       for name, _, _ in jobs}}
 
 
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm")
+ATTENTION_OPS = ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_attention_math",
+                 "aten::_softmax")
+
+
+def matmul_rate(dtype: torch.dtype, m: int, k: int, n: int, repeats: int = 10) -> float:
+    """TFLOPS of one [m, k] x [k, n] matmul in `dtype` on this process's threads (best of 3): the rate an encode
+    whose time were all matmuls of the model's own shape would reach."""
+    a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            torch.mm(a, b)
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2 * m * k * n / best / 1e12
+
+
+def encode_efficiency(preset: Preset, loaded: LoadedModel, texts: list[str]) -> dict:
+    """Where an encode's time goes, per dtype path: the profiler's matmul FLOPs over the wall time (effective
+    TFLOPS) against the measured matmul rate at the model's MLP shape, and the wall time split into matmuls,
+    attention, the other torch ops, and what runs outside torch ops (tokenizer, Python, padding)."""
+    config = loaded.model.config
+    paths = {"float32": loaded}
+    if cpu_has_native_bf16():
+        paths["bfloat16"] = replace(loaded, model=copy.deepcopy(loaded.model).to(torch.bfloat16), dtype=torch.bfloat16)
+    tokens = sum(len(ids) for ids in Embedder(preset, loaded).prompts(texts, False).inputs)
+    linear = sum(m.weight.numel() for m in loaded.model.base_model.modules() if isinstance(m, torch.nn.Linear))
+    out = {}
+    for name, model in paths.items():
+        embedder = Embedder(preset, model)
+        embedder.encode(texts[:2])  # warm-up
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], with_flops=True) as profile:
+            start = time.perf_counter()
+            embedder.encode(texts)
+            wall = time.perf_counter() - start
+        events = profile.key_averages()
+        seconds = {"matmul": sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / 1e6,
+                   "attention": sum(e.self_cpu_time_total for e in events if e.key in ATTENTION_OPS) / 1e6}
+        seconds["other torch ops"] = sum(e.self_cpu_time_total for e in events) / 1e6 - sum(seconds.values())
+        seconds["outside torch ops"] = max(0.0, wall - sum(seconds.values()))
+        flops = sum(e.flops for e in events if e.key in MATMUL_OPS)
+        rate = matmul_rate(model.dtype, 2048, config.hidden_size, config.intermediate_size)
+        effective = flops / wall / 1e12
+        out[name] = {"wall_seconds": round(wall, 2), "docs_per_second": round(len(texts) / wall, 2),
+                     "matmul_tflop": round(flops / 1e12, 3), "effective_tflops": round(effective, 3),
+                     "matmul_rate_tflops": round(rate, 3), "share_of_matmul_rate": round(effective / rate, 3),
+                     "seconds": {k: round(v, 2) for k, v in seconds.items()},
+                     "share_of_wall": {k: round(v / wall, 3) for k, v in seconds.items()}}
+    return {"documents": len(texts), "threads": torch.get_num_threads(), "tokens": tokens, "linear_parameters": linear,
+            "paths": out}
+
+
 def _busy_neighbour() -> subprocess.Popen:
     """Another process that keeps one core busy (a Python spin loop), as a second job on a shared machine would; it
     stops by itself after 10 minutes if it is never killed."""
@@ -121,6 +175,18 @@ def report_lines(result: dict) -> list[str]:
     for name, p in encode["paths"].items():
         lines.append(f"| {name} | {p['docs_per_second']} | {p['speed_vs_float32']}x | {p['cosine_min']} / "
                      f"{p['cosine_mean']} | {p[f'top{TOP}_aligned_overlap']} |")
+    efficiency = result.get("efficiency")
+    if efficiency:
+        lines += ["", f"Where an encode's time goes ({efficiency['documents']} documents, {efficiency['threads']} threads; "
+                  "effective TFLOPS = the profiler's matmul FLOPs / wall time; matmul rate measured at the model's MLP "
+                  "shape in the same run):", "",
+                  "| dtype | docs/s | effective TFLOPS | matmul rate | share of the rate | matmuls | attention | "
+                  "other torch ops | outside torch ops |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, p in efficiency["paths"].items():
+            shares = p["share_of_wall"]
+            lines.append(f"| {name} | {p['docs_per_second']} | {p['effective_tflops']} | {p['matmul_rate_tflops']} | "
+                         f"{p['share_of_matmul_rate']} | {shares['matmul']:.0%} | {shares['attention']:.0%} | "
+                         f"{shares['other torch ops']:.0%} | {shares['outside torch ops']:.0%} |")
     step = result.get("train_step")
     if step:
         lines += ["", f"Training step (batch {step['batch']}, {step['threads']} threads, OMP_WAIT_POLICY="

@@ -41,6 +41,15 @@ def test_bench_report_is_well_formed(evaluated, isolated_outputs):
     # bf16 weights change the embeddings a little, never a lot; one thread changes only the summation order
     assert 0.9 < paths["bfloat16"]["cosine_min"] < 0.99999 and paths["float32, 1 thread"]["cosine_min"] > 0.9999
     assert all(p["docs_per_second"] > 0 and -1 <= p["cosine_min"] <= 1 for p in paths.values())
+    efficiency = data["cpu_paths"]["efficiency"]
+    # the profiler's matmul FLOPs hold every linear layer over every real token (2 FLOPs per weight and token), and
+    # at most the padding and attention's products on top; each path's wall time is split without a gap
+    useful = 2 * efficiency["linear_parameters"] * efficiency["tokens"] / 1e12
+    assert {"float32"} <= set(efficiency["paths"])
+    for p in efficiency["paths"].values():
+        assert useful * 0.99 <= p["matmul_tflop"] <= useful * 3, (useful, p)
+        assert 0 < p["share_of_matmul_rate"] and p["matmul_rate_tflops"] > 0
+        assert 0.95 <= sum(p["share_of_wall"].values()) <= 1.5, p["share_of_wall"]
     step = data["cpu_paths"]["train_step"]
     assert set(step["seconds_per_step"]) == {"float32", "bfloat16 autocast", "float32, beside a busy process",
                                              "bfloat16 autocast, beside a busy process"}
@@ -48,4 +57,4 @@ def test_bench_report_is_well_formed(evaluated, isolated_outputs):
     assert "smollm2/hybrid-bm25tf-words-pc1remove" in data["footprint"] and data["peak_rss_mb"] > 0
     text = (isolated_outputs / "runs" / "bench" / f"scifact-limit{SLICE}.md").read_text()
     assert text.startswith("# Bench:") and "## Query path" in text and "## Scaling" in text and "1M documents" in text
-    assert "## CPU paths" in text and "| int8 dynamic |" in text
+    assert "## CPU paths" in text and "| int8 dynamic |" in text and "Where an encode's time goes" in text
