@@ -41,7 +41,7 @@ from plumbing.artifacts import read_json, write_json, write_text
 from plumbing.index_queries import SpladeQueryEncoder, query_encoder, token_encoder
 from plumbing.settings import DEFAULT_K, DataSettings, ModelSettings, QuerySettings, Variant
 from plumbing.shards import embedding_width, load_shards
-from steps.evaluate import SPLADE_MODEL
+from steps.evaluate import SPLADE_MODEL, with_default_source
 
 WARMUP = 5  # calls before timing an LLM forward (each costs tens of ms)
 SEARCH_WARMUP_PASSES = 3  # full passes over the queries before timing a search: the JIT compiles the hot loops
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     data, model = cli.data_settings(args), cli.model_settings(args)
     if args.only == "cpu-paths":
         return _cpu_paths_only(data, model)
-    folder = Variant.build(model.preset).dir(data, model)
+    folder = Variant.build(model.preset, **with_default_source(model, {})).dir(data, model)  # what eval opens with
     if not (folder / "lucene").exists():
         raise InputError(f"no index at {folder}; run `make eval dataset={data.name}` first")
     info = read_json(folder / "manifest.json")
