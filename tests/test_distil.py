@@ -172,3 +172,48 @@ def test_dev_scores_are_the_index_weights_with_neighbours(sliced, corpus):
     for row, vector in enumerate(vectors):
         own = set(data.words.tf[row])
         assert len(set(vector) - own) <= student.k + 6
+
+
+def test_a_collection_without_a_train_split_is_evaluated_with_the_kept_student(sliced, isolated_outputs, tmp_path,
+                                                                                 monkeypatch):
+    """`make eval` on a BEIR folder with test qrels only (a user's own collection): the leaderboard opens with the
+    distilled index of the student kept for the embedder, applied as it is; nothing is tuned on the collection (no
+    weighted fusion, and a note says why), the teacher row uses the weight stored with the student, and the
+    student's files are left as they were."""
+    import json
+
+    from common import layout
+    from encoders.student import Student
+    from plumbing.artifacts import manifest, write_json
+    from plumbing.settings import ALIGNED_M, DataSettings, SearchSettings
+    from steps.evaluate import evaluate
+
+    monkeypatch.setenv("KEYTOKENS_MODELS", str(tmp_path / "models"))
+    queries = list(sliced.queries)[:3]
+    judged = {d for q in queries for d in sliced.qrels[q]}
+    docs = sorted(judged) + [d for d in sliced.corpus if d not in judged][:12]
+    folder = tmp_path / "testonly"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": sliced.corpus[d].title,
+                                                             "text": sliced.corpus[d].text}) + "\n" for d in docs))
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": sliced.queries[q]}) + "\n"
+                                                  for q in queries))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t{g}\n" for q in queries for d, g in sliced.qrels[q].items()))
+    student_folder = layout.student_dir(slice_model().name)
+    student_folder.mkdir(parents=True)
+    torch.save(Student(576).state_dict(), student_folder / "student.pt")
+    write_json(student_folder / "manifest.json", manifest("distil", hidden=576, settings={"k": 64},
+                                                          teacher={"hybrid_weight": 0.3},
+                                                          neighbours={"n": 2, "weight": 0.3, "new_words": 4}))
+    kept = {p.name: p.read_bytes() for p in student_folder.iterdir()}
+
+    data = DataSettings("testonly", data_dir=str(folder))
+    results, dataset = evaluate(data, slice_model(), {}, ALIGNED_M, SearchSettings(threads=1))
+    names = {r["name"] for r in results["runs"]}
+    assert results["key_run"] == f"{slice_model().name}.distilled-words.tokens-idf"
+    assert any("no train split" in note for note in dataset.notes)
+    assert not [n for n in names if n.startswith("fusion-wsum.")] and [n for n in names if n.startswith("fusion-rrf.")]
+    teacher = json.loads((data.run_dir / f"{results['teacher_run']}.json").read_text())
+    assert teacher["fusion"]["weights"] == [0.3, 0.7]
+    assert {p.name: p.read_bytes() for p in student_folder.iterdir()} == kept
