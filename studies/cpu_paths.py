@@ -27,11 +27,14 @@ ROUNDS = 2
 TOP = 64
 
 
+def _bfloat16(loaded: LoadedModel) -> LoadedModel:
+    """A bfloat16 copy of a float32 model (the original stays float32)."""
+    return replace(loaded, model=copy.deepcopy(loaded.model).to(torch.bfloat16), dtype=torch.bfloat16)
+
+
 def _paths(loaded: LoadedModel) -> dict[str, LoadedModel]:
     int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(loaded.model), {torch.nn.Linear}, dtype=torch.qint8)
-    return {"float32": loaded,
-            "bfloat16": replace(loaded, model=copy.deepcopy(loaded.model).to(torch.bfloat16), dtype=torch.bfloat16),
-            "int8 dynamic": replace(loaded, model=int8)}
+    return {"float32": loaded, "bfloat16": _bfloat16(loaded), "int8 dynamic": replace(loaded, model=int8)}
 
 
 def _agreement(reference: np.ndarray, other: np.ndarray, lm_head: torch.Tensor) -> dict:
@@ -96,7 +99,7 @@ def encode_efficiency(preset: Preset, loaded: LoadedModel, texts: list[str]) -> 
     config = loaded.model.config
     paths = {"float32": loaded}
     if cpu_has_native_bf16():
-        paths["bfloat16"] = replace(loaded, model=copy.deepcopy(loaded.model).to(torch.bfloat16), dtype=torch.bfloat16)
+        paths["bfloat16"] = _bfloat16(loaded)
     tokens = sum(len(ids) for ids in Embedder(preset, loaded).prompts(texts, False).inputs)
     linear = sum(m.weight.numel() for m in loaded.model.base_model.modules() if isinstance(m, torch.nn.Linear))
     out = {}

@@ -8,7 +8,8 @@ dev queries of the train split only (held out from training the embedder and the
            the vocabulary, done once at index time, so a lookup at query time) against the document embedding,
            summed with the query's idf weights; alone, and fused with the word hybrid as the teacher fuses dense.
   neighbours  documents expanded at index time with their dense neighbours' words (BM25 tf, weighted by cosine,
-           the n nearest), added with weight lambda to BM25 and to the word hybrid.
+           the n nearest: the distilled index's rule, encoders/student.py, uncapped), added with weight lambda to BM25
+           and to the word hybrid.
 
     python -m studies.teacher_gap --dataset scifact --model smollm2-ft --dtype bfloat16
 
@@ -65,6 +66,7 @@ def teacher_gap(data: DataSettings, model: ModelSettings, dev_count: int = 60, s
 
     from encoders.embedder import Embedder
     from encoders.models import load_model
+    from encoders.student import borrowed_words, nearest_documents
     from plumbing.datasets import split_dev
     from plumbing.shards import load_shards
     from steps.distil import build_teacher, ndcg_of, top_normalised
@@ -104,16 +106,10 @@ def teacher_gap(data: DataSettings, model: ModelSettings, dev_count: int = 60, s
                        "words_encoded": len(words)}
 
     # neighbours: each document plus its dense neighbours' words
-    similarity = unit @ unit.T
-    np.fill_diagonal(similarity, -1.0)
     probes = {}
-    for n in NEIGHBOURS:
-        nearest = np.argpartition(-similarity, n, axis=1)[:, :n]
-        weights = np.maximum(np.take_along_axis(similarity, nearest, 1), 0)
-        weights /= np.maximum(weights.sum(1, keepdims=True), 1e-9)
-        graph = csr_matrix((weights.ravel().astype(np.float32), (np.repeat(np.arange(len(doc_ids)), n), nearest.ravel())),
-                           shape=(len(doc_ids),) * 2)
-        borrowed = (query_matrix @ (graph @ documents).T).toarray()
+    for n in NEIGHBOURS:  # the distilled index's borrowing rule, with no cap on the words borrowed
+        lent = borrowed_words(*nearest_documents(embeddings, n), documents, new_words=documents.shape[1])
+        borrowed = (query_matrix @ lent.T).toarray()
         for lam in LAMBDAS:
             probes[f"n={n} lambda={lam}"] = {"bm25+neighbours": ndcg_of(bm25 + lam * borrowed, dev, doc_ids, judged),
                                              "hybrid+neighbours": ndcg_of(hybrid + lam * borrowed, dev, doc_ids, judged)}

@@ -4,6 +4,8 @@ words while postings stay within own words + K, and the Lucene index holds exact
 the stored embeddings (the scores Lucene returns are the student's quantized dot products)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -26,6 +28,23 @@ def corpus(sliced, embeddings):
 
 def _queries(sliced, data):
     return data.query_matrix(data.queries(list(sliced.queries.values())))
+
+
+def _keep_student(student, hybrid_weight: float) -> Path:
+    """Write a student where `make distil` keeps the slice model's (state, and a manifest with its neighbours and
+    the teacher's weight); returns the folder."""
+    from dataclasses import asdict
+
+    from common import layout
+    from plumbing.artifacts import manifest, write_json
+
+    folder = layout.student_dir(slice_model().name)
+    folder.mkdir(parents=True)
+    torch.save(student.state_dict(), folder / "student.pt")
+    write_json(folder / "manifest.json", manifest("distil", hidden=student.adapter.in_features,
+                                                  settings={"k": student.k}, teacher={"hybrid_weight": hybrid_weight},
+                                                  neighbours=asdict(student.neighbours)))
+    return folder
 
 
 def test_teacher_refuses_a_planted_test_query(sliced):
@@ -93,10 +112,9 @@ def test_index_holds_what_the_student_scores(sliced, corpus, isolated_outputs, t
     """A student with a trained-looking (random, non-zero) adapter and neighbours on, projected and indexed by `make
     index source=distilled`: Lucene's score of every hit equals the integer dot product of the query encoder's weights
     and the student's weights quantized with the collection's scale; the queries use BM25's df of own words."""
-    from common import layout
     from encoders.aligned import quantize
     from encoders.student import Neighbours, Student
-    from plumbing.artifacts import manifest, read_json, write_json
+    from plumbing.artifacts import read_json
     from plumbing.index_queries import query_encoder, sparse_index
     from plumbing.runs import read_trec
     from plumbing.settings import QuerySettings, SearchSettings
@@ -111,13 +129,8 @@ def test_index_holds_what_the_student_scores(sliced, corpus, isolated_outputs, t
         student.adapter.weight.normal_(0, 0.02)
         student.own_boost.fill_(0.7)
         student.expansion_scale.fill_(0.5)
-    folder = layout.student_dir(slice_model().name)
-    folder.mkdir(parents=True)
-    torch.save(student.state_dict(), folder / "student.pt")
     student.neighbours = Neighbours(n=3, weight=0.3, new_words=8)  # borrowed words reach the index too
-    write_json(folder / "manifest.json", manifest("distil", hidden=int(data.embeddings.shape[1]),
-                                                  settings={"k": student.k}, teacher={"hybrid_weight": 0.5},
-                                                  neighbours={"n": 3, "weight": 0.3, "new_words": 8}))
+    _keep_student(student, 0.5)
     distilled = variant(source="distilled")
     index_variant(slice_data(), slice_model(), distilled, 1)
     out, info = sparse_index(slice_data(), slice_model(), distilled)
@@ -182,9 +195,7 @@ def test_a_collection_without_a_train_split_is_evaluated_with_the_kept_student(s
     student's files are left as they were."""
     import json
 
-    from common import layout
-    from encoders.student import Student
-    from plumbing.artifacts import manifest, write_json
+    from encoders.student import Neighbours, Student
     from plumbing.settings import ALIGNED_M, DataSettings, SearchSettings
     from steps.evaluate import evaluate
 
@@ -200,12 +211,9 @@ def test_a_collection_without_a_train_split_is_evaluated_with_the_kept_student(s
                                                   for q in queries))
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
         f"{q}\t{d}\t{g}\n" for q in queries for d, g in sliced.qrels[q].items()))
-    student_folder = layout.student_dir(slice_model().name)
-    student_folder.mkdir(parents=True)
-    torch.save(Student(576).state_dict(), student_folder / "student.pt")
-    write_json(student_folder / "manifest.json", manifest("distil", hidden=576, settings={"k": 64},
-                                                          teacher={"hybrid_weight": 0.3},
-                                                          neighbours={"n": 2, "weight": 0.3, "new_words": 4}))
+    student = Student(576)
+    student.neighbours = Neighbours(n=2, weight=0.3, new_words=4)
+    student_folder = _keep_student(student, 0.3)
     kept = {p.name: p.read_bytes() for p in student_folder.iterdir()}
 
     data = DataSettings("testonly", data_dir=str(folder))
